@@ -1,0 +1,30 @@
+# The README's two commands: `make demo` and `make test`. Both create the venv on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# torch==2.13.0 comes first: on these machines it is a local CPU wheel; any other request downloads gigabytes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/sentinel demo
+
+test: install
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+bench: install
+	$(PY) benchmarks/detection.py
+
+clean:
+	rm -rf $(VENV) .sentinel .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The orchestration shell: settings, command line, datasets, flows and adapters."""

@@ -1,0 +1,47 @@
+"""Shared fixtures: small real data from data/ and seeded synthetic data for mechanism tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from flows.datasets import LabelledSet, find_shipped, load_npz
+
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def cardio() -> LabelledSet:
+    return load_npz(find_shipped(DATA_DIR, "cardio"))
+
+
+@pytest.fixture
+def normal_rows() -> np.ndarray:
+    """Correlated Gaussian rows: 600 x 5."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(600, 2))
+    return (z @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(600, 5))).astype(np.float32)
+
+
+@pytest.fixture
+def fast_options() -> dict[str, object]:
+    """Detector options that train in well under a second."""
+    return {
+        "epochs": 8,
+        "kl_warmup_epochs": 2,
+        "hidden_dims": (16,),
+        "latent_dim": 2,
+        "seed": 0,
+        "device": "cpu",
+    }

@@ -1,0 +1,136 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vae import ModelFileError, NotFittedError, TrainingDivergedError, VAEDetector
+from vae.sweep import elbow_point, latent_dim_sweep
+
+
+@pytest.fixture
+def fitted(normal_rows, fast_options):
+    return VAEDetector(**fast_options).fit(normal_rows)
+
+
+def test_scores_and_prediction_shapes(fitted, normal_rows):
+    scores = fitted.score(normal_rows[:17])
+    assert scores.shape == (17,) and scores.dtype == np.float32
+    np.testing.assert_array_equal(fitted.decision_function(normal_rows[:17]), scores)
+    pred = fitted.predict(normal_rows[:17])
+    np.testing.assert_array_equal(pred.is_anomaly, pred.score > pred.threshold)
+    assert ((pred.p_value > 0) & (pred.p_value <= 1)).all()
+
+
+def test_outliers_score_higher_than_normal_rows(fitted, normal_rows):
+    shifted = normal_rows[:100] + 6.0
+    assert np.median(fitted.score(shifted)) > np.quantile(fitted.score(normal_rows), 0.99)
+
+
+def test_score_components_add_up(fitted, normal_rows):
+    parts = fitted.score_components(pd.DataFrame(normal_rows[:9], index=range(100, 109)))
+    assert list(parts.columns) == ["reconstruction", "latent", "reconstruction_norm", "latent_norm", "score"]
+    assert list(parts.index) == list(range(100, 109))
+    a = fitted.alpha_
+    np.testing.assert_allclose(
+        parts.score, a * parts.reconstruction_norm + (1 - a) * parts.latent_norm, rtol=1e-5
+    )
+
+
+def test_using_an_unfitted_detector_raises():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        VAEDetector().score(np.zeros((2, 3)))
+
+
+def test_history_records_each_epoch(fitted):
+    assert [h.epoch for h in fitted.history_] == list(range(len(fitted.history_)))
+    assert fitted.history_[0].beta == 0.0 and fitted.history_[-1].beta == 1.0
+    assert all(0 <= h.active_units <= 2 for h in fitted.history_)
+    assert fitted.history_[-1].loss < fitted.history_[0].loss
+
+
+def test_save_load_gives_identical_scores(fitted, normal_rows, tmp_path):
+    fitted.save(tmp_path / "m")
+    loaded = VAEDetector.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(normal_rows), fitted.score(normal_rows))
+    assert loaded.threshold_ == fitted.threshold_ and loaded.history_ == fitted.history_
+    np.testing.assert_array_equal(loaded.predict(normal_rows).p_value, fitted.predict(normal_rows).p_value)
+
+
+def test_saved_files_need_no_pickle(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["detector.json", "weights.safetensors"]
+    assert json.loads((folder / "detector.json").read_text())["format_version"] == 1
+
+
+def test_corrupt_or_missing_files_raise_a_clear_error(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "m")
+    (folder / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ModelFileError, match="corrupt"):
+        VAEDetector.load(folder)
+    with pytest.raises(ModelFileError, match="missing"):
+        VAEDetector.load(tmp_path / "nowhere")
+
+
+def test_infer_threshold_recalibrates_without_retraining(fitted, normal_rows):
+    weights = fitted.vae_.state_dict()["mu.weight"].clone()
+    t = fitted.infer_threshold(normal_rows, fpr=0.2)
+    assert t == fitted.threshold_ == pytest.approx(np.quantile(fitted.score(normal_rows), 0.8), rel=0.05)
+    assert (fitted.predict(normal_rows).is_anomaly.mean()) == pytest.approx(0.2, abs=0.01)
+    assert torch.equal(weights, fitted.vae_.state_dict()["mu.weight"])
+
+
+def test_warm_start_begins_from_the_given_weights(normal_rows, fast_options):
+    base = VAEDetector(**{**fast_options, "epochs": 40}).fit(normal_rows)
+    cold = VAEDetector(**{**fast_options, "epochs": 1, "kl_warmup_epochs": 0}).fit(normal_rows)
+    warm = VAEDetector(**{**fast_options, "epochs": 1, "kl_warmup_epochs": 0, "lr": 1e-12}).fit(
+        normal_rows, warm_start=base
+    )
+    for name, tensor in base.vae_.state_dict().items():
+        torch.testing.assert_close(warm.vae_.state_dict()[name], tensor)
+    assert warm.history_[0].val_loss < cold.history_[0].val_loss
+    assert warm.preprocessor_ is base.preprocessor_
+
+
+def test_warm_start_needs_the_same_architecture(normal_rows, fast_options, fitted):
+    from vae import InputError
+
+    with pytest.raises(InputError, match="different architecture"):
+        VAEDetector(**{**fast_options, "latent_dim": 3}).fit(normal_rows, warm_start=fitted)
+
+
+def test_diverging_loss_raises_and_yields_no_detector(normal_rows):
+    det = VAEDetector(lr=1e6, grad_clip=None, epochs=30, seed=0, device="cpu")
+    with pytest.raises(TrainingDivergedError, match="became"):
+        det.fit(normal_rows * 1e18)
+    with pytest.raises(NotFittedError):
+        det.score(normal_rows)
+
+
+def test_shadow_anomalies_tune_alpha_and_recalibrate(normal_rows, fast_options):
+    det = VAEDetector(**fast_options).fit(normal_rows)
+    before = det.threshold_
+    alpha = det.tune_alpha(normal_rows[:50] * 4)
+    assert 0.0 <= alpha <= 1.0 and det.alpha_ == alpha
+    assert alpha == 0.5 or det.threshold_ != before
+
+
+def test_prefilter_drops_and_reports(normal_rows, fast_options):
+    det = VAEDetector(**fast_options, prefilter_fraction=0.05).fit(normal_rows)
+    assert det.prefilter_.n_dropped == round(0.05 * det.prefilter_.n_seen) > 0
+
+
+def test_gaussian_nll_learns_feature_variances(normal_rows, fast_options):
+    det = VAEDetector(**fast_options, reconstruction="gaussian_nll").fit(normal_rows)
+    assert det.vae_.log_sigma2.abs().sum() > 0
+
+
+def test_elbow_of_a_bent_curve():
+    assert elbow_point([0, 1, 2, 3, 4], [10, 3, 2.5, 2.2, 2.0]) == 1
+
+
+def test_latent_dim_sweep_returns_a_curve(normal_rows, fast_options):
+    options = {k: v for k, v in fast_options.items() if k != "latent_dim"}
+    result = latent_dim_sweep(normal_rows, dims=(1, 2, 4), **options)
+    assert result.dims == (1, 2, 4) and len(result.val_loss) == 3 and result.elbow in result.dims

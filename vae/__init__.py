@@ -1,0 +1,39 @@
+"""VAE Sentinel's detector core: a PyTorch VAE anomaly detector with calibrated hybrid scoring.
+
+Pure Python: arrays or DataFrames in, results out; no orchestration, tracking or environment reads.
+
+Example:
+    >>> from vae import VAEDetector
+    >>> det = VAEDetector(seed=0).fit(X_normal)
+    >>> det.predict(X_new).is_anomaly
+"""
+
+from vae.config import DetectorConfig, ModelConfig, ScoreConfig, TrainConfig
+from vae.detector import Prediction, VAEDetector
+from vae.errors import (
+    CalibrationError,
+    InputError,
+    ModelFileError,
+    NotFittedError,
+    SentinelError,
+    TrainingDivergedError,
+)
+from vae.timeseries import ema, to_time_steps, windows
+
+__all__ = [
+    "CalibrationError",
+    "DetectorConfig",
+    "InputError",
+    "ModelConfig",
+    "ModelFileError",
+    "NotFittedError",
+    "Prediction",
+    "ScoreConfig",
+    "SentinelError",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "VAEDetector",
+    "ema",
+    "to_time_steps",
+    "windows",
+]

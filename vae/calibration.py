@@ -1,0 +1,69 @@
+"""Thresholds and p-values from held-out normal scores (split conformal), plus a Gaussian-tail option.
+
+Example:
+    >>> t = conformal_threshold(np.arange(999.0), fpr=0.01)   # the 990th smallest of 999
+    >>> conformal_pvalues(np.arange(999.0), np.array([998.5]))
+    array([0.001])
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+from vae.errors import CalibrationError
+
+_IQR_TO_STD = 1.3489795
+
+
+def _checked(scores: np.ndarray, fpr: float) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    if scores.size == 0:
+        raise CalibrationError("no held-out scores to calibrate on")
+    if not np.isfinite(scores).all():
+        raise CalibrationError("held-out scores contain NaN/inf")
+    if not 0 < fpr < 1:
+        raise CalibrationError(f"fpr must be in (0, 1), got {fpr}")
+    return scores
+
+
+def conformal_threshold(scores: np.ndarray, fpr: float) -> float:
+    """The ceil((n+1)(1-fpr))-th smallest of n held-out normal scores.
+
+    A new normal score exceeds it with probability at most fpr (exchangeability), and close to fpr.
+
+    Raises:
+        CalibrationError: fpr < 1/(n+1), which n held-out scores cannot resolve.
+    """
+    scores = _checked(scores, fpr)
+    n = scores.size
+    k = math.ceil((n + 1) * (1 - fpr))
+    if k > n:
+        raise CalibrationError(
+            f"target fpr {fpr} needs at least {math.ceil(1 / fpr) - 1} held-out normal rows, got {n}"
+        )
+    return float(np.partition(scores, k - 1)[k - 1])
+
+
+def gaussian_tail_threshold(scores: np.ndarray, fpr: float) -> float:
+    """Robust Gaussian fit (median, IQR/1.349) of held-out scores, cut at its (1 - fpr) quantile.
+
+    Extrapolates below 1/(n+1); only as good as the Gaussian assumption about the score tail.
+    """
+    scores = _checked(scores, fpr)
+    q25, q50, q75 = np.quantile(scores, [0.25, 0.5, 0.75])
+    return float(q50 + NormalDist().inv_cdf(1 - fpr) * (q75 - q25) / _IQR_TO_STD)
+
+
+def conformal_pvalues(calibration_sorted: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """P = (1 + #{held-out >= s}) / (n + 1) for each score s; uniform on normal data.
+
+    Args:
+        calibration_sorted: held-out normal scores, sorted ascending.
+        scores: scores to turn into p-values.
+    """
+    n = calibration_sorted.size
+    n_greater_equal = n - np.searchsorted(calibration_sorted, scores, side="left")
+    return (1.0 + n_greater_equal) / (n + 1.0)

@@ -1,0 +1,113 @@
+"""Typed, frozen configuration of the detector: model, training and scoring sections.
+
+Example:
+    >>> cfg = DetectorConfig.from_flat(latent_dim=4, epochs=50, alpha=0.5)
+    >>> cfg.model.latent_dim, cfg.train.epochs, cfg.score.alpha
+    (4, 50, 0.5)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Frozen):
+    """Architecture of the MLP VAE."""
+
+    hidden_dims: tuple[int, ...] = Field((64, 32), description="Encoder widths; the decoder mirrors them.")
+    latent_dim: int | None = Field(
+        None, ge=1, description="Latent size; None picks min(8, max(2, n_features // 2))."
+    )
+    reconstruction: Literal["mse", "gaussian_nll"] = Field(
+        "mse",
+        description="Reconstruction likelihood: unit-variance Gaussian (MSE) or learnt per-feature variance.",
+    )
+
+
+class TrainConfig(_Frozen):
+    """Optimisation, regularisation and data-handling options of `fit`."""
+
+    epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
+    batch_size: int = Field(256, ge=2, description="Mini-batch size.")
+    lr: float = Field(2e-3, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
+    beta: float = Field(1.0, ge=0, description="Final weight of the KL term.")
+    kl_warmup_epochs: int = Field(10, ge=0, description="Epochs of linear KL annealing from 0 to beta.")
+    free_bits: float = Field(0.0, ge=0, description="Per-latent-dimension KL floor (nats) against collapse.")
+    patience: int = Field(15, ge=1, description="Epochs without validation improvement before stopping.")
+    min_delta: float = Field(1e-4, ge=0, description="Relative validation-loss improvement that counts.")
+    grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm; None disables clipping.")
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of X held out for early stopping, normalisation and threshold."
+    )
+    noise_std: float = Field(0.0, ge=0, description="Std of Gaussian noise added to standardized inputs.")
+    prefilter_fraction: float = Field(
+        0.0, ge=0, lt=0.5, description="Share of the most outlying training rows an Isolation Forest drops."
+    )
+    min_rows: int = Field(32, ge=4, description="Fewest rows `fit` accepts.")
+
+
+class ScoreConfig(_Frozen):
+    """How the reconstruction and latent terms become one anomaly score."""
+
+    latent_term: Literal["typicality", "nll", "kl"] = Field(
+        "typicality",
+        description="typicality: two-sided deviation of the latent NLL from its held-out distribution; "
+        "nll: -log N(mu; 0, I); kl: KL(q(z|x) || p(z)).",
+    )
+    normalization: Literal["robust", "zscore"] = Field(
+        "robust", description="Per-term normalisation on held-out normal rows: median/IQR or mean/std."
+    )
+    transform: Literal["none", "softplus", "sigmoid"] = Field(
+        "softplus", description="Applied to each normalised term before mixing."
+    )
+    combine: Literal["sum", "product"] = Field(
+        "sum", description="alpha*R + (1-alpha)*L, or R**alpha * L**(1-alpha)."
+    )
+    alpha: float | Literal["auto"] = Field(
+        "auto", description="Weight of the reconstruction term; 'auto' picks it without labels."
+    )
+    threshold_method: Literal["conformal", "gaussian_tail"] = Field(
+        "conformal", description="Threshold from held-out normal scores."
+    )
+
+
+class DetectorConfig(_Frozen):
+    """Everything that defines a detector; saved with it as JSON."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    score: ScoreConfig = ScoreConfig()
+    target_fpr: float = Field(0.01, gt=0, lt=1, description="False-positive rate the threshold aims for.")
+    seed: int = Field(0, description="Seed of every random choice (split, init, batches).")
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
+
+    @classmethod
+    def from_flat(cls, **options: Any) -> DetectorConfig:
+        """Build a config from flat keyword options, routing each to the section that owns it.
+
+        Raises:
+            TypeError: an option belongs to no section.
+        """
+        sections: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "score": {}}
+        top: dict[str, Any] = {}
+        owners = {name: sec for sec in sections for name in cls.model_fields[sec].annotation.model_fields}  # type: ignore[union-attr]
+        for key, value in options.items():
+            if key in cls.model_fields:
+                top[key] = value
+            elif key in owners:
+                sections[owners[key]][key] = value
+            else:
+                raise TypeError(f"unknown detector option {key!r}")
+        return cls(
+            model=ModelConfig(**sections["model"]),
+            train=TrainConfig(**sections["train"]),
+            score=ScoreConfig(**sections["score"]),
+            **top,
+        )

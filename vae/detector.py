@@ -1,0 +1,284 @@
+"""`VAEDetector`: fit on normal rows, score, calibrate a threshold to a target FPR, predict, save and load.
+
+Example:
+    >>> det = VAEDetector(seed=0).fit(X_normal)
+    >>> pred = det.predict(X_new)
+    >>> pred.is_anomaly.mean()            # about det.config.target_fpr on normal data
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vae import persistence
+from vae.calibration import conformal_pvalues, conformal_threshold, gaussian_tail_threshold
+from vae.config import DetectorConfig
+from vae.errors import InputError, NotFittedError
+from vae.mixing import auto_alpha, tune_alpha
+from vae.model import VAE
+from vae.prefilter import PrefilterReport, drop_outliers
+from vae.preprocessing import Preprocessor, as_matrix
+from vae.scoring import Scorer
+from vae.training import EpochStats, train_vae
+
+_SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Scores, flags, p-values and the threshold used, for n rows."""
+
+    score: np.ndarray
+    is_anomaly: np.ndarray
+    threshold: float
+    p_value: np.ndarray
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' -> CUDA when available, else CPU; anything else is passed to torch."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def default_latent_dim(n_features: int) -> int:
+    """Latent size used when none is configured."""
+    return min(8, max(2, n_features // 2))
+
+
+class VAEDetector:
+    """Anomaly detector: a VAE trained on normal rows, hybrid scoring, conformal threshold.
+
+    Args:
+        config: a full `DetectorConfig`; or give flat options instead (`VAEDetector(latent_dim=4, seed=1)`).
+        **options: any field of `DetectorConfig` or of its model/train/score sections.
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, **options: Any) -> None:
+        if config is not None and options:
+            raise TypeError("pass either config or keyword options, not both")
+        self.config = config if config is not None else DetectorConfig.from_flat(**options)
+        self.preprocessor_: Preprocessor | None = None
+        self.vae_: VAE | None = None
+        self.scorer_: Scorer | None = None
+        self.history_: tuple[EpochStats, ...] = ()
+        self.best_epoch_: int | None = None
+        self.prefilter_: PrefilterReport | None = None
+        self.calibration_terms_: np.ndarray | None = None
+        self.calibration_scores_: np.ndarray | None = None
+        self.threshold_fpr_: float = self.config.target_fpr
+
+    # ----------------------------------------------------------------- fit
+    def fit(
+        self,
+        X: Any,
+        X_val: Any | None = None,
+        warm_start: VAEDetector | None = None,
+        shadow_anomalies: Any | None = None,
+        on_epoch: Callable[[EpochStats], None] | None = None,
+    ) -> VAEDetector:
+        """Train on normal rows X, then normalize the score terms and calibrate the threshold.
+
+        Args:
+            X: (n_samples, n_features) normal rows, array or DataFrame.
+            X_val: held-out normal rows; by default a seeded slice of X: `val_fraction` of it, raised
+                towards 2/target_fpr rows (up to half of X, or the 1/target_fpr - 1 that calibration needs).
+            warm_start: a fitted detector with the same features and architecture; training starts
+                from its weights and keeps its preprocessing.
+            shadow_anomalies: known anomalies used only to choose alpha (when alpha='auto').
+            on_epoch: called with each epoch's `EpochStats` (progress display).
+
+        Raises:
+            InputError: unusable X or X_val, or warm_start incompatible with this config.
+            TrainingDivergedError: the loss became NaN/inf.
+        """
+        cfg = self.config
+        columns = _column_names(X)
+        X_all = as_matrix(X)
+        if X_val is None:
+            X_train, X_hold = self._split(X_all)
+        else:
+            X_train, X_hold = X_all, as_matrix(X_val, columns=columns, n_features=X_all.shape[1])
+        if len(X_train) < cfg.train.min_rows:
+            raise InputError(f"too few rows to fit: {len(X_train)} training rows, need {cfg.train.min_rows}")
+        X_train, prefilter = drop_outliers(X_train, cfg.train.prefilter_fraction, cfg.seed)
+
+        device = resolve_device(cfg.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            pre, vae = self._initial_model(X_train, columns, warm_start)
+        vae.to(device)
+        to_t = lambda a: torch.as_tensor(pre.transform(a), device=device)  # noqa: E731
+        result = train_vae(vae, to_t(X_train), to_t(X_hold), cfg.train, cfg.seed, on_epoch)
+
+        scorer = Scorer(vae, pre, cfg.score)
+        r, z = scorer.fit_normalization(torch.as_tensor(X_hold))
+        terms = torch.stack([r, z], dim=1).numpy()
+        self.preprocessor_, self.vae_, self.scorer_ = pre, vae.cpu().eval(), scorer
+        self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
+        self.calibration_terms_ = terms
+        if cfg.score.alpha != "auto":
+            alpha = float(cfg.score.alpha)
+        elif shadow_anomalies is not None:
+            alpha = tune_alpha(terms, self._terms(shadow_anomalies), cfg.score.combine)
+        else:
+            alpha = auto_alpha(terms)
+        self._set_alpha(alpha)
+        return self
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        n = len(X)
+        stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
+        n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
+        order = np.random.default_rng(cfg.seed).permutation(n)
+        return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
+
+    def _initial_model(
+        self, X_train: np.ndarray, columns: tuple[str, ...] | None, warm_start: VAEDetector | None
+    ) -> tuple[Preprocessor, VAE]:
+        m = self.config.model
+        n_features = X_train.shape[1]
+        latent = m.latent_dim or default_latent_dim(n_features)
+        if warm_start is None:
+            pre = Preprocessor.fit(X_train, columns)
+            return pre, VAE(
+                n_features, m.hidden_dims, latent, learn_variance=m.reconstruction == "gaussian_nll"
+            )
+        src_pre, src_vae = warm_start._fitted()[:2]
+        if src_pre.n_features != n_features or (columns and src_pre.columns and src_pre.columns != columns):
+            raise InputError(
+                f"warm_start was trained on {src_pre.columns or src_pre.n_features} feature(s), X has "
+                f"{columns or n_features}"
+            )
+        src_m = warm_start.config.model
+        if (src_m.hidden_dims, src_vae.latent_dim, src_m.reconstruction) != (
+            m.hidden_dims,
+            latent,
+            m.reconstruction,
+        ):
+            raise InputError(
+                "warm_start has a different architecture (hidden_dims, latent_dim or reconstruction)"
+            )
+        vae = VAE(n_features, m.hidden_dims, latent, learn_variance=m.reconstruction == "gaussian_nll")
+        vae.load_state_dict(src_vae.state_dict())
+        return src_pre, vae
+
+    # ------------------------------------------------------------- scoring
+    def _fitted(self) -> tuple[Preprocessor, VAE, Scorer]:
+        if self.scorer_ is None or self.preprocessor_ is None or self.vae_ is None:
+            raise NotFittedError("this VAEDetector is not fitted yet: call fit(X) or VAEDetector.load(path)")
+        return self.preprocessor_, self.vae_, self.scorer_
+
+    def _run(self, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
+        pre, _, _ = self._fitted()
+        x = torch.from_numpy(pre.check(X))
+        out = torch.empty((x.shape[0], width) if width > 1 else (x.shape[0],))
+        with torch.inference_mode():
+            for start in range(0, x.shape[0], _SCORE_CHUNK):
+                out[start : start + _SCORE_CHUNK] = fn(x[start : start + _SCORE_CHUNK])
+        return out.numpy()
+
+    def score(self, X: Any) -> np.ndarray:
+        """Anomaly scores (n_samples,) of raw rows; higher = more anomalous."""
+        return self._run(X, self._fitted()[2], 1)
+
+    decision_function = score  # PyOD's name
+
+    def _terms(self, X: Any) -> np.ndarray:
+        scorer = self._fitted()[2]
+        return self._run(X, lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
+
+    def score_components(self, X: Any) -> pd.DataFrame:
+        """Per-row parts of the score: raw reconstruction and latent terms, their normalized forms, score."""
+        scorer = self._fitted()[2]
+
+        def parts(x: torch.Tensor) -> torch.Tensor:
+            recon, latent = scorer.raw_components(x)
+            r, z = scorer.normalize(recon, latent)
+            return torch.stack([recon, latent, r, z, scorer.mix(r, z)], dim=1)
+
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        cols = ["reconstruction", "latent", "reconstruction_norm", "latent_norm", "score"]
+        return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=index)
+
+    # ---------------------------------------------------------- thresholds
+    @property
+    def alpha_(self) -> float:
+        """Weight of the reconstruction term in the score."""
+        return float(self._fitted()[2].alpha)
+
+    @property
+    def threshold_(self) -> float:
+        """Scores above this are flagged."""
+        return float(self._fitted()[2].threshold)
+
+    def _set_alpha(self, alpha: float) -> None:
+        scorer = self._fitted()[2]
+        scorer.alpha.fill_(alpha)
+        assert self.calibration_terms_ is not None
+        terms = torch.as_tensor(self.calibration_terms_)
+        with torch.no_grad():
+            self._calibrate(scorer.mix(terms[:, 0], terms[:, 1]).numpy(), self.threshold_fpr_)
+
+    def _calibrate(self, scores: np.ndarray, fpr: float) -> float:
+        method = self.config.score.threshold_method
+        threshold = (
+            conformal_threshold(scores, fpr)
+            if method == "conformal"
+            else gaussian_tail_threshold(scores, fpr)
+        )
+        self._fitted()[2].threshold.fill_(threshold)
+        self.calibration_scores_ = np.sort(scores.astype(np.float64))
+        self.threshold_fpr_ = fpr
+        return threshold
+
+    def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
+        """Recalibrate the threshold on other normal rows, without retraining; returns it.
+
+        Raises:
+            CalibrationError: fpr < 1/(n+1) for the conformal method.
+        """
+        return self._calibrate(self.score(X_normal), self.config.target_fpr if fpr is None else fpr)
+
+    def tune_alpha(self, X_anomalies: Any) -> float:
+        """Choose alpha on known anomalies against the held-out normals (never trains on them); returns it."""
+        assert self.calibration_terms_ is not None
+        alpha = tune_alpha(self.calibration_terms_, self._terms(X_anomalies), self.config.score.combine)
+        self._set_alpha(alpha)
+        return alpha
+
+    def predict(self, X: Any) -> Prediction:
+        """Scores, flags (score > threshold), conformal p-values and the threshold."""
+        scores = self.score(X)
+        assert self.calibration_scores_ is not None
+        threshold = self.threshold_
+        return Prediction(
+            scores, scores > threshold, threshold, conformal_pvalues(self.calibration_scores_, scores)
+        )
+
+    # --------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the detector to a folder (config JSON + safetensors; no pickle). Returns the folder."""
+        return persistence.save_detector(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> VAEDetector:
+        """Load a detector saved by `save`, on the CPU whatever device trained it.
+
+        Raises:
+            ModelFileError: missing, corrupt or incompatible files.
+        """
+        return persistence.load_detector(cls, Path(path))
+
+
+def _column_names(X: Any) -> tuple[str, ...] | None:
+    return tuple(str(c) for c in X.columns) if isinstance(X, pd.DataFrame) else None

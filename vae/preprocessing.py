@@ -1,0 +1,97 @@
+"""Input contract and scaling: checks every batch and standardizes with statistics of the training rows.
+
+Example:
+    >>> pre = Preprocessor.fit(np.random.default_rng(0).normal(size=(100, 3)))
+    >>> pre.transform(np.zeros((2, 3))).shape
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vae.errors import InputError
+
+
+def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None) -> np.ndarray:
+    """Check X and return it as a C-contiguous float32 matrix (n_samples, n_features).
+
+    Args:
+        X: array-like or DataFrame of numeric rows.
+        columns: expected column names; a DataFrame is reordered to them, extra columns are ignored.
+        n_features: expected number of features for plain arrays.
+
+    Raises:
+        InputError: empty input, wrong dimensions, missing/unknown columns, non-numeric or non-finite values.
+    """
+    if isinstance(X, pd.DataFrame):
+        if columns is not None:
+            missing = [c for c in columns if c not in X.columns]
+            if missing:
+                raise InputError(f"missing column(s) {missing}; expected {list(columns)}")
+            X = X.loc[:, list(columns)]
+        non_numeric = [
+            str(c)
+            for c, t in X.dtypes.items()
+            if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)
+        ]
+        if non_numeric:
+            raise InputError(f"non-numeric column(s) {non_numeric}")
+        values = X.to_numpy(dtype=np.float32)
+    else:
+        try:
+            values = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"input is not numeric: {exc}") from None
+    if values.ndim == 1 and n_features == 1:
+        values = values.reshape(-1, 1)
+    if values.ndim != 2:
+        raise InputError(f"expected a 2-D input (n_samples, n_features), got shape {values.shape}")
+    if values.shape[0] == 0:
+        raise InputError("input has no rows")
+    if values.shape[1] == 0:
+        raise InputError("input has no columns")
+    if n_features is not None and values.shape[1] != n_features:
+        raise InputError(f"expected {n_features} feature(s), got {values.shape[1]}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        where = f"column {columns[cols[0]]!r}" if columns else f"column {cols[0]}"
+        raise InputError(f"{bad.sum()} NaN/inf value(s), first at row {rows[0]}, {where}")
+    return np.ascontiguousarray(values)
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Column contract plus a standard scaler fitted on training rows."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    columns: tuple[str, ...] | None = None
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features."""
+        return int(self.mean.shape[0])
+
+    @classmethod
+    def fit(cls, values: np.ndarray, columns: tuple[str, ...] | None = None) -> Preprocessor:
+        """Learn means and scales of checked float rows; constant features get scale 1."""
+        mean = values.mean(axis=0, dtype=np.float64)
+        std = values.std(axis=0, dtype=np.float64)
+        scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
+        return cls(mean.astype(np.float32), scale.astype(np.float32), columns)
+
+    def check(self, X: Any) -> np.ndarray:
+        """Validate X against this contract and return raw float32 values in contract order."""
+        if isinstance(X, pd.DataFrame) and self.columns is not None:
+            return as_matrix(X, columns=self.columns)
+        return as_matrix(X, n_features=self.n_features)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Validate and standardize X."""
+        return (self.check(X) - self.mean) / self.scale

@@ -1,0 +1,1 @@
+"""Data contracts and promotion gates (pure; filled in by the retraining-flow work)."""
