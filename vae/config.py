@@ -20,22 +20,41 @@ class _Frozen(BaseModel):
 class ModelConfig(_Frozen):
     """Architecture of the MLP VAE."""
 
-    hidden_dims: tuple[int, ...] = Field((64, 32), description="Encoder widths; the decoder mirrors them.")
+    hidden_dims: tuple[int, ...] | None = Field(
+        None,
+        description="Encoder widths, the decoder mirrors them; None: (w, w/2), w = max(64, 2*n_features) "
+        "rounded up to a power of two.",
+    )
     latent_dim: int | None = Field(
         None, ge=1, description="Latent size; None picks min(8, max(2, n_features // 2))."
     )
     reconstruction: Literal["mse", "gaussian_nll"] = Field(
-        "mse",
+        "gaussian_nll",
         description="Reconstruction likelihood: unit-variance Gaussian (MSE) or learnt per-feature variance.",
     )
+
+    def architecture(self, n_features: int) -> tuple[tuple[int, ...], int]:
+        """Hidden widths and latent size for `n_features` inputs, filling in the automatic defaults."""
+        width = max(64, 1 << (2 * n_features - 1).bit_length())
+        hidden = self.hidden_dims or (width, width // 2)
+        return hidden, self.latent_dim or min(8, max(2, n_features // 2))
 
 
 class TrainConfig(_Frozen):
     """Optimisation, regularisation and data-handling options of `fit`."""
 
     epochs: int = Field(200, ge=1, description="Upper bound on epochs; early stopping usually ends sooner.")
-    batch_size: int = Field(256, ge=2, description="Mini-batch size.")
-    lr: float = Field(2e-3, gt=0, description="Adam learning rate.")
+    max_steps: int = Field(
+        2000,
+        ge=1,
+        description="Upper bound on optimizer steps (checked at epoch ends): bounds fit time on large data.",
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=2,
+        description="Mini-batch size; None: n_train // 32 within [256, 4096] (about 32 steps an epoch).",
+    )
+    lr: float = Field(5e-3, gt=0, description="Adam learning rate.")
     weight_decay: float = Field(0.0, ge=0, description="Adam weight decay.")
     beta: float = Field(1.0, ge=0, description="Final weight of the KL term.")
     kl_warmup_epochs: int = Field(10, ge=0, description="Epochs of linear KL annealing from 0 to beta.")
@@ -58,8 +77,8 @@ class ScoreConfig(_Frozen):
 
     latent_term: Literal["typicality", "nll", "kl"] = Field(
         "typicality",
-        description="typicality: two-sided deviation of the latent NLL from its held-out distribution; "
-        "nll: -log N(mu; 0, I); kl: KL(q(z|x) || p(z)).",
+        description="typicality: |latent NLL - its held-out median|, two-sided; "
+        "nll: -log N(mu; 0, I) up to a constant (one-sided); kl: KL(q(z|x) || p(z)).",
     )
     normalization: Literal["robust", "zscore"] = Field(
         "robust", description="Per-term normalisation on held-out normal rows: median/IQR or mean/std."

@@ -49,11 +49,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def default_latent_dim(n_features: int) -> int:
-    """Latent size used when none is configured."""
-    return min(8, max(2, n_features // 2))
-
-
 class VAEDetector:
     """Anomaly detector: a VAE trained on normal rows, hybrid scoring, conformal threshold.
 
@@ -131,7 +126,7 @@ class VAEDetector:
             alpha = tune_alpha(terms, self._terms(shadow_anomalies), cfg.score.combine)
         else:
             alpha = auto_alpha(terms)
-        self._set_alpha(alpha)
+        self.set_alpha(alpha)
         return self
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,28 +142,24 @@ class VAEDetector:
     ) -> tuple[Preprocessor, VAE]:
         m = self.config.model
         n_features = X_train.shape[1]
-        latent = m.latent_dim or default_latent_dim(n_features)
+        hidden, latent = m.architecture(n_features)
+        vae = VAE(n_features, hidden, latent, learn_variance=m.reconstruction == "gaussian_nll")
         if warm_start is None:
-            pre = Preprocessor.fit(X_train, columns)
-            return pre, VAE(
-                n_features, m.hidden_dims, latent, learn_variance=m.reconstruction == "gaussian_nll"
-            )
-        src_pre, src_vae = warm_start._fitted()[:2]
+            return Preprocessor.fit(X_train, columns), vae
+        src_pre, src_vae, _ = warm_start._fitted()
         if src_pre.n_features != n_features or (columns and src_pre.columns and src_pre.columns != columns):
             raise InputError(
-                f"warm_start was trained on {src_pre.columns or src_pre.n_features} feature(s), X has "
-                f"{columns or n_features}"
+                f"warm_start was trained on {src_pre.columns or src_pre.n_features} feature(s), "
+                f"X has {columns or n_features}"
             )
-        src_m = warm_start.config.model
-        if (src_m.hidden_dims, src_vae.latent_dim, src_m.reconstruction) != (
-            m.hidden_dims,
+        if (src_vae.hidden_dims, src_vae.latent_dim, warm_start.config.model.reconstruction) != (
+            hidden,
             latent,
             m.reconstruction,
         ):
             raise InputError(
                 "warm_start has a different architecture (hidden_dims, latent_dim or reconstruction)"
             )
-        vae = VAE(n_features, m.hidden_dims, latent, learn_variance=m.reconstruction == "gaussian_nll")
         vae.load_state_dict(src_vae.state_dict())
         return src_pre, vae
 
@@ -221,7 +212,10 @@ class VAEDetector:
         """Scores above this are flagged."""
         return float(self._fitted()[2].threshold)
 
-    def _set_alpha(self, alpha: float) -> None:
+    def set_alpha(self, alpha: float) -> None:
+        """Weigh the reconstruction term by `alpha` and recalibrate the threshold on the held-out terms."""
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"alpha must be in [0, 1], got {alpha}")
         scorer = self._fitted()[2]
         scorer.alpha.fill_(alpha)
         assert self.calibration_terms_ is not None
@@ -253,7 +247,7 @@ class VAEDetector:
         """Choose alpha on known anomalies against the held-out normals (never trains on them); returns it."""
         assert self.calibration_terms_ is not None
         alpha = tune_alpha(self.calibration_terms_, self._terms(X_anomalies), self.config.score.combine)
-        self._set_alpha(alpha)
+        self.set_alpha(alpha)
         return alpha
 
     def predict(self, X: Any) -> Prediction:

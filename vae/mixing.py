@@ -15,9 +15,21 @@ from vae.scoring import mix_terms
 ALPHA_GRID = np.round(np.linspace(0.0, 1.0, 21), 2)
 
 
-def auto_alpha(normal_terms: np.ndarray) -> float:
-    """Label-free alpha from the held-out normal terms (n_val, 2)."""
-    return 0.5
+def auto_alpha(normal_terms: np.ndarray, quantile: float = 0.99) -> float:
+    """Label-free alpha: weigh each term inversely to how far its held-out normal values reach.
+
+    A term whose normal rows already reach high values (a long tail) would raise false alarms and
+    drown the other term, so each term's weight is 1 / q, with q its `quantile` on held-out normal rows:
+    alpha = q_L / (q_R + q_L). Both terms then contribute equally at the edge of normal behaviour.
+
+    Args:
+        normal_terms: (n_val, 2) normalized reconstruction and latent terms of held-out normal rows.
+        quantile: where "the edge of normal behaviour" is taken.
+    """
+    q_r, q_l = np.quantile(normal_terms, quantile, axis=0)
+    if q_r <= 0 or q_l <= 0:  # untransformed terms with a non-positive tail: no basis to reweigh
+        return 0.5
+    return float(q_l / (q_r + q_l))
 
 
 def tune_alpha(normal_terms: np.ndarray, anomaly_terms: np.ndarray, combine: str) -> float:

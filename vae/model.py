@@ -29,6 +29,7 @@ class VAE(nn.Module):
     ) -> None:
         super().__init__()
         self.n_features = n_features
+        self.hidden_dims = tuple(hidden_dims)
         self.latent_dim = latent_dim
         self.encoder = mlp((n_features, *hidden_dims))
         self.mu = nn.Linear(hidden_dims[-1], latent_dim)

@@ -51,6 +51,7 @@ def save_detector(det: VAEDetector, folder: Path) -> Path:
         "format_version": FORMAT_VERSION,
         "config": det.config.model_dump(mode="json"),
         "columns": list(pre.columns) if pre.columns else None,
+        "hidden_dims": list(vae.hidden_dims),
         "latent_dim": vae.latent_dim,
         "threshold_fpr": det.threshold_fpr_,
         "best_epoch": det.best_epoch_,
@@ -103,7 +104,10 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns)
     m = config.model
     vae = VAE(
-        pre.n_features, m.hidden_dims, meta["latent_dim"], learn_variance=m.reconstruction == "gaussian_nll"
+        pre.n_features,
+        tuple(meta["hidden_dims"]),
+        meta["latent_dim"],
+        learn_variance=m.reconstruction == "gaussian_nll",
     )
     vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
     scorer = Scorer(vae, pre, config.score)

@@ -30,6 +30,20 @@ _TINY = 1e-12
 M = TypeVar("M", bound=nn.Module)
 
 
+def _affine(h: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    assert isinstance(layer, nn.Linear)
+    return F.linear(h, layer.weight, layer.bias)
+
+
+def _stack_heads(mu: nn.Linear, logvar: nn.Linear) -> nn.Linear:
+    """One linear layer computing [mu, logvar]: one matmul instead of two."""
+    head = nn.Linear(mu.in_features, mu.out_features * 2)
+    with torch.no_grad():
+        head.weight.copy_(torch.cat([mu.weight, logvar.weight]))
+        head.bias.copy_(torch.cat([mu.bias, logvar.bias]))
+    return _frozen_copy(head)
+
+
 def _frozen_copy(module: M) -> M:
     clone = copy.deepcopy(module).cpu().float().eval()
     clone.requires_grad_(False)
@@ -55,10 +69,12 @@ def mix_terms(r: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor | float, com
 
 
 class Scorer(nn.Module):
-    """Raw rows in, anomaly scores out. Built from a trained VAE and its preprocessor."""
+    """Raw rows in, anomaly scores out. Built from a trained VAE and its preprocessor.
 
-    encoder: nn.Sequential
-    decoder: nn.Sequential
+    Layers are kept as plain `nn.Linear` lists and applied with functional calls: on a CPU the per-call
+    overhead of nested modules costs more than the small matmuls themselves.
+    """
+
     recon_weight: torch.Tensor
     latent_center: torch.Tensor
     center: torch.Tensor
@@ -72,13 +88,15 @@ class Scorer(nn.Module):
         self.normalization = cfg.normalization
         self.transform = cfg.transform
         self.combine = cfg.combine
-        mean, scale = torch.as_tensor(pre.mean), torch.as_tensor(pre.scale)
-        self.encoder = _frozen_copy(vae.encoder)
-        self.mu_head = _frozen_copy(vae.mu)
-        self.logvar_head = _frozen_copy(vae.logvar)
-        self.decoder = _frozen_copy(vae.decoder)
+        self.latent_dim = vae.latent_dim
+        linears = [m for m in _frozen_copy(vae).modules() if isinstance(m, nn.Linear)]
+        n_enc = len(vae.encoder) // 2
+        self.encoder = nn.ModuleList(linears[:n_enc])
+        self.head = _stack_heads(vae.mu, vae.logvar) if cfg.latent_term == "kl" else _frozen_copy(vae.mu)
+        self.decoder = nn.ModuleList(linears[n_enc + 2 :])
         # Fold the scaler into the first layer and its inverse into the last, so raw rows need no
         # separate standardization pass: W' = W / s, b' = b - W' m in; W'' = diag(s) W, b'' = s b + m out.
+        mean, scale = torch.as_tensor(pre.mean), torch.as_tensor(pre.scale)
         first, last = cast(nn.Linear, self.encoder[0]), cast(nn.Linear, self.decoder[-1])
         first.weight /= scale
         first.bias.sub_(first.weight @ mean)
@@ -92,19 +110,37 @@ class Scorer(nn.Module):
         self.register_buffer("alpha", torch.tensor(0.5))
         self.register_buffer("threshold", torch.tensor(float("nan")))
 
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Posterior mean and (for the 'kl' latent term only) log-variance of raw rows."""
+        h = x
+        for layer in self.encoder:
+            h = torch.relu_(_affine(h, layer))
+        out = _affine(h, self.head)
+        if self.latent_term != "kl":
+            return out, None
+        mu, logvar = out.split(self.latent_dim, dim=1)
+        return mu, logvar.clamp(*VAE.LOGVAR_BOUNDS)
+
+    def decode(self, mu: torch.Tensor) -> torch.Tensor:
+        """Reconstruction in raw units."""
+        h = mu
+        for layer in self.decoder[:-1]:
+            h = torch.relu_(_affine(h, layer))
+        return _affine(h, self.decoder[-1])
+
     def raw_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction NLL at the posterior mean and the raw latent term, each (n_samples,)."""
-        h = self.encoder(x)
-        mu = self.mu_head(h)
-        diff = x - self.decoder(mu)
+        mu, logvar = self.encode(x)
+        diff = x - self.decode(mu)
         recon = (diff * diff) @ self.recon_weight
-        if self.latent_term == "kl":
-            latent = gaussian_kl(mu, self.logvar_head(h)).sum(dim=1)
-        else:
-            latent = 0.5 * (mu * mu).sum(dim=1)
-            if self.latent_term == "typicality":
-                latent = (torch.log(latent + _TINY) - self.latent_center).abs()
-        return recon, latent
+        if logvar is not None:
+            return recon, gaussian_kl(mu, logvar).sum(dim=1)
+        nll = 0.5 * (mu * mu).sum(dim=1)
+        if self.latent_term == "typicality":
+            # Two-sided: anomalies can sit closer to the prior's mode than normal rows do, so a latent NLL
+            # unusually low is as suspicious as one unusually high.
+            return recon, (nll - self.latent_center).abs()
+        return recon, nll
 
     def normalize(self, recon: torch.Tensor, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalize each raw term with the held-out statistics, then apply the configured transform."""
@@ -132,9 +168,8 @@ class Scorer(nn.Module):
             The normalized (R, L) terms of `x_val`, ready for choosing alpha.
         """
         if self.latent_term == "typicality":
-            h = self.encoder(x_val)
-            mu = self.mu_head(h)
-            self.latent_center.copy_(torch.log(0.5 * (mu * mu).sum(dim=1) + _TINY).median())
+            mu, _ = self.encode(x_val)
+            self.latent_center.copy_((0.5 * (mu * mu).sum(dim=1)).median())
         recon, latent = self.raw_components(x_val)
         center, spread = robust_center_spread(torch.stack([recon, latent], dim=1), self.normalization)
         self.center.copy_(center)

@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +54,15 @@ def validation_loss(model: VAE, x: torch.Tensor, beta: float, batch_size: int = 
     return total / x.shape[0], active_units(torch.cat(mus))
 
 
+def auto_batch_size(n_train: int) -> int:
+    """About 32 steps an epoch, within [256, 4096]: a step costs nearly the same up to ~1000 rows on a CPU."""
+    return min(max(256, n_train // 32), 4096)
+
+
+def _snapshot(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _check_finite(value: torch.Tensor, epoch: int, what: str) -> None:
     if not torch.isfinite(value):
         raise TrainingDivergedError(
@@ -86,15 +94,16 @@ def train_vae(
     device = x_train.device
     gen = torch.Generator(device=device).manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     n = x_train.shape[0]
+    batch_size = cfg.batch_size or auto_batch_size(n)
     history: list[EpochStats] = []
-    best_loss, best_epoch, best_state, stale = math.inf, 0, copy.deepcopy(model.state_dict()), 0
+    best_loss, best_epoch, best_state, stale = math.inf, 0, _snapshot(model), 0
     for epoch in range(cfg.epochs):
         beta = kl_weight(epoch, cfg.beta, cfg.kl_warmup_epochs)
         model.train()
         sums = torch.zeros(3, device=device)
-        for idx in torch.randperm(n, generator=gen, device=device).split(cfg.batch_size):
+        for idx in torch.randperm(n, generator=gen, device=device).split(batch_size):
             xb = x_train[idx]
             x_in = (
                 xb + cfg.noise_std * torch.randn(xb.shape, generator=gen, device=device)
@@ -108,7 +117,7 @@ def train_vae(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True)
             optimizer.step()
             sums += torch.stack([loss.detach(), rec.detach(), kl.detach()]) * len(idx)
         means = sums / n
@@ -122,10 +131,12 @@ def train_vae(
             on_epoch(stats)
         if val < best_loss - cfg.min_delta * abs(best_loss) or epoch < cfg.kl_warmup_epochs:
             best_loss, best_epoch, stale = val, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = _snapshot(model)
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
+        if (epoch + 1) * math.ceil(n / batch_size) >= cfg.max_steps:
+            break
     model.load_state_dict(best_state)
     return TrainResult(tuple(history), best_epoch, best_state)

@@ -134,3 +134,33 @@ def test_latent_dim_sweep_returns_a_curve(normal_rows, fast_options):
     options = {k: v for k, v in fast_options.items() if k != "latent_dim"}
     result = latent_dim_sweep(normal_rows, dims=(1, 2, 4), **options)
     assert result.dims == (1, 2, 4) and len(result.val_loss) == 3 and result.elbow in result.dims
+
+
+def test_calibrated_detector_hits_the_target_fpr_on_fresh_normal_data(fast_options):
+    rng = np.random.default_rng(5)
+    mixing = rng.normal(size=(3, 6))
+
+    def draw(n):
+        return (rng.normal(size=(n, 3)) @ mixing + 0.2 * rng.normal(size=(n, 6))).astype(np.float32)
+
+    det = VAEDetector(**{**fast_options, "target_fpr": 0.05}).fit(draw(4000))
+    realized = det.predict(draw(20_000)).is_anomaly.mean()
+    assert 0.03 < realized < 0.07
+
+
+def test_auto_alpha_weighs_the_long_tailed_term_down():
+    from vae.mixing import auto_alpha
+
+    rng = np.random.default_rng(0)
+    terms = np.c_[np.abs(rng.normal(size=5000)), 10 * np.abs(rng.normal(size=5000))]
+    assert auto_alpha(terms) == pytest.approx(10 / 11, abs=0.02)
+    assert auto_alpha(-np.abs(terms)) == 0.5
+
+
+@pytest.mark.gpu
+def test_gpu_trained_detector_loads_and_scores_on_cpu(normal_rows, fast_options, tmp_path):
+    det = VAEDetector(**{**fast_options, "device": "cuda"}).fit(normal_rows)
+    det.save(tmp_path / "m")
+    loaded = VAEDetector.load(tmp_path / "m")
+    assert next(loaded.vae_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(loaded.score(normal_rows), det.score(normal_rows), rtol=1e-6)
