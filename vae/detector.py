@@ -26,7 +26,7 @@ from vae.mixing import auto_alpha, tune_alpha
 from vae.model import VAE
 from vae.prefilter import PrefilterReport, drop_outliers
 from vae.preprocessing import Preprocessor, as_matrix
-from vae.scoring import Scorer
+from vae.scoring import Scorer, mix_terms
 from vae.training import EpochStats, train_vae
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
@@ -115,18 +115,17 @@ class VAEDetector:
         result = train_vae(vae, to_t(X_train), to_t(X_hold), cfg.train, cfg.seed, on_epoch)
 
         scorer = Scorer(vae, pre, cfg.score)
-        r, z = scorer.fit_normalization(torch.as_tensor(X_hold))
-        terms = torch.stack([r, z], dim=1).numpy()
-        self.preprocessor_, self.vae_, self.scorer_ = pre, vae.cpu().eval(), scorer
-        self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
-        self.calibration_terms_ = terms
+        terms = torch.stack(scorer.fit_normalization(torch.as_tensor(X_hold)), dim=1).numpy()
         if cfg.score.alpha != "auto":
             alpha = float(cfg.score.alpha)
         elif shadow_anomalies is not None:
-            alpha = tune_alpha(terms, self._terms(shadow_anomalies), cfg.score.combine)
+            shadow = _apply(pre.check(shadow_anomalies), lambda x: _normalized_terms(scorer, x), 2)
+            alpha = tune_alpha(terms, shadow, cfg.score.combine)
         else:
             alpha = auto_alpha(terms)
-        self.set_alpha(alpha)
+        self._calibrate(scorer, terms, alpha, cfg.target_fpr)  # may raise: nothing is kept before this
+        self.preprocessor_, self.vae_, self.scorer_ = pre, vae.cpu().eval(), scorer
+        self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
         return self
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -134,6 +133,7 @@ class VAEDetector:
         n = len(X)
         stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
         n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
+        n_val = max(1, min(n_val, n - cfg.train.min_rows))  # training rows first; calibration says if short
         order = np.random.default_rng(cfg.seed).permutation(n)
         return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
 
@@ -170,13 +170,7 @@ class VAEDetector:
         return self.preprocessor_, self.vae_, self.scorer_
 
     def _run(self, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
-        pre, _, _ = self._fitted()
-        x = torch.from_numpy(pre.check(X))
-        out = torch.empty((x.shape[0], width) if width > 1 else (x.shape[0],))
-        with torch.inference_mode():
-            for start in range(0, x.shape[0], _SCORE_CHUNK):
-                out[start : start + _SCORE_CHUNK] = fn(x[start : start + _SCORE_CHUNK])
-        return out.numpy()
+        return _apply(self._fitted()[0].check(X), fn, width)
 
     def score(self, X: Any) -> np.ndarray:
         """Anomaly scores (n_samples,) of raw rows; higher = more anomalous."""
@@ -186,7 +180,7 @@ class VAEDetector:
 
     def _terms(self, X: Any) -> np.ndarray:
         scorer = self._fitted()[2]
-        return self._run(X, lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
+        return self._run(X, lambda x: _normalized_terms(scorer, x), 2)
 
     def score_components(self, X: Any) -> pd.DataFrame:
         """Per-row parts of the score: raw reconstruction and latent terms, their normalized forms, score."""
@@ -213,35 +207,33 @@ class VAEDetector:
         return float(self._fitted()[2].threshold)
 
     def set_alpha(self, alpha: float) -> None:
-        """Weigh the reconstruction term by `alpha` and recalibrate the threshold on the held-out terms."""
+        """Weigh the reconstruction term by `alpha` and recalibrate the threshold on the calibration rows."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
-        scorer = self._fitted()[2]
-        scorer.alpha.fill_(alpha)
         assert self.calibration_terms_ is not None
-        terms = torch.as_tensor(self.calibration_terms_)
-        with torch.no_grad():
-            self._calibrate(scorer.mix(terms[:, 0], terms[:, 1]).numpy(), self.threshold_fpr_)
+        self._calibrate(self._fitted()[2], self.calibration_terms_, alpha, self.threshold_fpr_)
 
-    def _calibrate(self, scores: np.ndarray, fpr: float) -> float:
-        method = self.config.score.threshold_method
-        threshold = (
-            conformal_threshold(scores, fpr)
-            if method == "conformal"
-            else gaussian_tail_threshold(scores, fpr)
-        )
-        self._fitted()[2].threshold.fill_(threshold)
-        self.calibration_scores_ = np.sort(scores.astype(np.float64))
-        self.threshold_fpr_ = fpr
+    def _calibrate(self, scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float) -> float:
+        """Set alpha and the threshold from calibration terms; on error, nothing changes."""
+        t = torch.as_tensor(terms)
+        scores = mix_terms(t[:, 0], t[:, 1], alpha, scorer.combine).double().numpy()
+        if self.config.score.threshold_method == "conformal":
+            threshold = conformal_threshold(scores, fpr)
+        else:
+            threshold = gaussian_tail_threshold(scores, fpr)
+        scorer.alpha.fill_(alpha)
+        scorer.threshold.fill_(threshold)
+        self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
         return threshold
 
     def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
-        """Recalibrate the threshold on other normal rows, without retraining; returns it.
+        """Recalibrate the threshold (and p-values) on other normal rows, without retraining; returns it.
 
         Raises:
             CalibrationError: fpr < 1/(n+1) for the conformal method.
         """
-        return self._calibrate(self.score(X_normal), self.config.target_fpr if fpr is None else fpr)
+        fpr = self.config.target_fpr if fpr is None else fpr
+        return self._calibrate(self._fitted()[2], self._terms(X_normal), self.alpha_, fpr)
 
     def tune_alpha(self, X_anomalies: Any) -> float:
         """Choose alpha on known anomalies against the held-out normals (never trains on them); returns it."""
@@ -272,6 +264,20 @@ class VAEDetector:
             ModelFileError: missing, corrupt or incompatible files.
         """
         return persistence.load_detector(cls, Path(path))
+
+
+def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
+    """Run `fn` over checked rows in cache-sized chunks, without autograd."""
+    x = torch.from_numpy(x_np)
+    out = torch.empty((x.shape[0], width) if width > 1 else (x.shape[0],))
+    with torch.inference_mode():
+        for start in range(0, x.shape[0], _SCORE_CHUNK):
+            out[start : start + _SCORE_CHUNK] = fn(x[start : start + _SCORE_CHUNK])
+    return out.numpy()
+
+
+def _normalized_terms(scorer: Scorer, x: torch.Tensor) -> torch.Tensor:
+    return torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1)
 
 
 def _column_names(X: Any) -> tuple[str, ...] | None:

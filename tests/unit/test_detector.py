@@ -164,3 +164,13 @@ def test_gpu_trained_detector_loads_and_scores_on_cpu(normal_rows, fast_options,
     loaded = VAEDetector.load(tmp_path / "m")
     assert next(loaded.vae_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(loaded.score(normal_rows), det.score(normal_rows), rtol=1e-6)
+
+
+def test_unreachable_fpr_fails_the_fit_and_keeps_no_detector(normal_rows, fast_options):
+    from vae import CalibrationError
+
+    det = VAEDetector(**{**fast_options, "target_fpr": 0.001})
+    with pytest.raises(CalibrationError, match="needs at least 999 held-out normal rows"):
+        det.fit(normal_rows)
+    with pytest.raises(NotFittedError):
+        det.predict(normal_rows)
