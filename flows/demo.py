@@ -58,8 +58,8 @@ def run_demo(settings: Settings, console: Console) -> list[DemoResult]:
 def results_table(results: list[DemoResult], target_fpr: float) -> Table:
     """The demo's summary table."""
     table = Table(title=f"VAE Sentinel on shipped datasets (threshold calibrated to FPR {target_fpr:.1%})")
-    for col in ("dataset", "rows", "features", "epochs", "fit s", "AUROC", "AUPRC", "FPR", "recall"):
-        table.add_column(col, justify="left" if col == "dataset" else "right")
+    for col in ("dataset", "rows", "cols", "epochs", "fit s", "AUROC", "AUPRC", "FPR", "recall"):
+        table.add_column(col, justify="left" if col == "dataset" else "right", no_wrap=True)
     for r in results:
         rep = r.report
         table.add_row(
