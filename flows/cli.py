@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ app = typer.Typer(
     "(nested with __, e.g. SENTINEL_DETECTOR__TARGET_FPR=0.005).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 console = Console()
 
@@ -30,9 +32,9 @@ def main() -> None:
 def demo(seed: int = typer.Option(None, help="Seed of the split and detectors (default: settings).")) -> None:
     """Train the detector on real datasets shipped in data/ and print a results table.
 
-    For each dataset, half of the normal rows train; the other half plus every anomaly test. The table shows
-    AUROC/AUPRC and the false-positive rate realized at the threshold calibrated on held-out normal rows.
-    Models are saved under SENTINEL_HOME/demo/.
+    For each dataset, half of the normal rows train; the other half plus every anomaly test. The table
+    shows AUROC, AUPRC and the false-positive rate realized at the threshold calibrated on held-out normal
+    rows. Models are saved under SENTINEL_HOME/demo/.
     """
     settings = Settings()
     if seed is not None:
@@ -40,10 +42,10 @@ def demo(seed: int = typer.Option(None, help="Seed of the split and detectors (d
     _guard(lambda: run_demo(settings, console))
 
 
-def _guard(action: object) -> None:
+def _guard(action: Callable[[], object]) -> None:
     """Run `action`; a SentinelError becomes a one-line message and exit code 1."""
     try:
-        action()  # type: ignore[operator]
+        action()
     except SentinelError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(1)
