@@ -14,8 +14,7 @@ from statistics import NormalDist
 import numpy as np
 
 from vae.errors import CalibrationError
-
-_IQR_TO_STD = 1.3489795
+from vae.scoring import IQR_TO_STD
 
 
 def _checked(scores: np.ndarray, fpr: float) -> np.ndarray:
@@ -54,7 +53,7 @@ def gaussian_tail_threshold(scores: np.ndarray, fpr: float) -> float:
     """
     scores = _checked(scores, fpr)
     q25, q50, q75 = np.quantile(scores, [0.25, 0.5, 0.75])
-    return float(q50 + NormalDist().inv_cdf(1 - fpr) * (q75 - q25) / _IQR_TO_STD)
+    return float(q50 + NormalDist().inv_cdf(1 - fpr) * (q75 - q25) / IQR_TO_STD)
 
 
 def conformal_pvalues(calibration_sorted: np.ndarray, scores: np.ndarray) -> np.ndarray:
