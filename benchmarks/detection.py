@@ -195,7 +195,9 @@ def main() -> None:
         "folder", nargs="?", type=Path, default=default, help="folder of ADBench-style .npz sets"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (default 3)")
-    parser.add_argument("--no-held-out", action="store_true", help="skip the held-out (never tuned on) sets")
+    parser.add_argument(
+        "--no-held-out", action="store_true", help="skip the second group of sets (sklearn, SKAB)"
+    )
     parser.add_argument(
         "--no-pyod-vae", action="store_true", help="skip PyOD's VAE (slow: ~2 min per 50k rows)"
     )
