@@ -119,8 +119,7 @@ class VAEDetector:
         if cfg.score.alpha != "auto":
             alpha = float(cfg.score.alpha)
         elif shadow_anomalies is not None:
-            shadow = _apply(pre.check(shadow_anomalies), lambda x: _normalized_terms(scorer, x), 2)
-            alpha = tune_alpha(terms, shadow, cfg.score.combine)
+            alpha = tune_alpha(terms, _terms_of(pre, scorer, shadow_anomalies), cfg.score.combine)
         else:
             alpha = auto_alpha(terms)
         self._calibrate(scorer, terms, alpha, cfg.target_fpr)  # may raise: nothing is kept before this
@@ -179,8 +178,8 @@ class VAEDetector:
     decision_function = score  # PyOD's name
 
     def _terms(self, X: Any) -> np.ndarray:
-        scorer = self._fitted()[2]
-        return self._run(X, lambda x: _normalized_terms(scorer, x), 2)
+        pre, _, scorer = self._fitted()
+        return _terms_of(pre, scorer, X)
 
     def score_components(self, X: Any) -> pd.DataFrame:
         """Per-row parts of the score: raw reconstruction and latent terms, their normalized forms, score."""
@@ -276,8 +275,9 @@ def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: 
     return out.numpy()
 
 
-def _normalized_terms(scorer: Scorer, x: torch.Tensor) -> torch.Tensor:
-    return torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1)
+def _terms_of(pre: Preprocessor, scorer: Scorer, X: Any) -> np.ndarray:
+    """Normalized (reconstruction, latent) terms of raw rows, (n_samples, 2)."""
+    return _apply(pre.check(X), lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
 
 
 def _column_names(X: Any) -> tuple[str, ...] | None:

@@ -117,9 +117,6 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     det.history_ = tuple(EpochStats(**h) for h in meta["history"])
     det.best_epoch_ = meta["best_epoch"]
     det.prefilter_ = PrefilterReport(**meta["prefilter"]) if meta["prefilter"] else None
-    det.calibration_terms_ = tensors["calibration_terms"].numpy()
-    det.threshold_fpr_ = meta["threshold_fpr"]
-    det.calibration_scores_ = np.sort(
-        scorer.mix(tensors["calibration_terms"][:, 0], tensors["calibration_terms"][:, 1]).double().numpy()
-    )
+    # calibration scores and threshold are derived from the saved terms, exactly as when they were set
+    det._calibrate(scorer, tensors["calibration_terms"].numpy(), float(scorer.alpha), meta["threshold_fpr"])
     return det

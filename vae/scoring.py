@@ -123,10 +123,11 @@ class Scorer(nn.Module):
 
     def decode(self, mu: torch.Tensor) -> torch.Tensor:
         """Reconstruction in raw units."""
+        *hidden, last = self.decoder  # unpacking, not slicing: a ModuleList slice builds a new module
         h = mu
-        for layer in self.decoder[:-1]:
+        for layer in hidden:
             h = torch.relu_(_affine(h, layer))
-        return _affine(h, self.decoder[-1])
+        return _affine(h, last)
 
     def raw_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction NLL at the posterior mean and the raw latent term, each (n_samples,)."""
