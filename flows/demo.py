@@ -1,76 +1,73 @@
-"""`sentinel demo`: fit the detector on real datasets shipped in `data/` and report how it does.
+"""`sentinel demo`: seed a local lake from a real shipped dataset, then retrain as of successive days.
 
-Until the retraining flow exists, this is the main job: for each dataset, half of the normal rows train
-(the detector holds out part of them for calibration); the other half plus every anomaly test.
+The story it prints: a first champion (cold start), a warm-started candidate that is promoted, and a
+candidate trained on a window where one sensor went bad, which the gates refuse.
+
+The lake is seeded with the normal rows of a shipped labelled set, shuffled and cut into day partitions
+ending today; its anomalies become the shadow set of known anomalies (never trained on).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import date, timedelta
 
-from rich.console import Console
-from rich.table import Table
+import numpy as np
+import pandas as pd
 
-from flows.datasets import find_shipped, load_npz
-from flows.progress import epoch_bar
+from flows.datasets import LabelledSet, find_shipped, load_npz
+from flows.lake import Lake
 from flows.settings import Settings
-from vae import VAEDetector
-from vae.evaluation import EvaluationReport, evaluate_scores, semi_supervised_split
+
+SHADOW_KEY = "_shadow/known_anomalies.parquet"
 
 
 @dataclass(frozen=True)
-class DemoResult:
-    """One dataset's outcome."""
+class DemoStep:
+    """One retrain of the story: as of which day, and what the audience should expect."""
 
-    name: str
-    n_rows: int
-    n_features: int
-    epochs: int
-    fit_seconds: float
-    report: EvaluationReport
-    model_dir: Path
+    as_of: date
+    expect: str
 
 
-def run_demo(settings: Settings, console: Console) -> list[DemoResult]:
-    """Fit, evaluate and save one detector per configured dataset; print a table; return the results."""
-    results = []
-    for name in settings.demo.datasets:
-        data = load_npz(find_shipped(settings.data_dir, name))
-        X_train, X_test, y_test = semi_supervised_split(data.X, data.y, settings.demo.seed)
-        detector = VAEDetector(settings.detector.model_copy(update={"seed": settings.demo.seed}))
-        started = time.perf_counter()
-        with epoch_bar(console, f"fit {name}", settings.detector.train.epochs) as on_epoch:
-            detector.fit(X_train, on_epoch=on_epoch)
-        seconds = time.perf_counter() - started
-        prediction = detector.predict(X_test)
-        report = evaluate_scores(prediction.score, prediction.is_anomaly, y_test)
-        model_dir = detector.save(settings.home / "demo" / name)
-        results.append(
-            DemoResult(name, len(data.X), data.X.shape[1], len(detector.history_), seconds, report, model_dir)
-        )
-        console.print(f"[green]✓[/] {name}: AUROC {report.auroc:.3f}, saved to {model_dir}")
-    console.print(results_table(results, settings.detector.target_fpr))
-    return results
+def feature_frame(X: np.ndarray) -> pd.DataFrame:
+    """Rows with sensor-style column names s01, s02, ..."""
+    return pd.DataFrame(X, columns=[f"s{i + 1:02d}" for i in range(X.shape[1])])
 
 
-def results_table(results: list[DemoResult], target_fpr: float) -> Table:
-    """The demo's summary table."""
-    table = Table(title=f"VAE Sentinel on shipped datasets (threshold calibrated to FPR {target_fpr:.1%})")
-    for col in ("dataset", "rows", "cols", "epochs", "fit s", "AUROC", "AUPRC", "FPR", "recall"):
-        table.add_column(col, justify="left" if col == "dataset" else "right", no_wrap=True)
-    for r in results:
-        rep = r.report
-        table.add_row(
-            r.name,
-            f"{r.n_rows:,}",
-            str(r.n_features),
-            str(r.epochs),
-            f"{r.fit_seconds:.1f}",
-            f"{rep.auroc:.3f}",
-            f"{rep.auprc:.3f}",
-            f"{rep.realized_fpr:.2%}",
-            f"{rep.recall:.1%}",
-        )
-    return table
+def corrupt_sensor(day: pd.DataFrame, column: str, seed: int) -> pd.DataFrame:
+    """A failing sensor: the column reads noise around its mean with 4x its usual spread."""
+    rng = np.random.default_rng(seed)
+    col = day[column]
+    noisy = rng.normal(col.mean(), 4 * col.std(), size=len(day)).astype(col.dtype)
+    return day.assign(**{column: noisy})
+
+
+def seed_lake(lake: Lake, data: LabelledSet, dataset: str, days: int, today: date, seed: int) -> list[date]:
+    """Write `days` day partitions of normal rows ending `today`; yesterday's has a failing sensor.
+
+    Returns the partition dates, oldest first. Existing partitions are never overwritten: seeding an
+    already-seeded lake raises `StoreError`.
+    """
+    rng = np.random.default_rng(seed)
+    normal = feature_frame(data.X[data.y == 0]).iloc[rng.permutation(int((data.y == 0).sum()))]
+    dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    for i, (day, part) in enumerate(zip(dates, np.array_split(normal, days), strict=True)):
+        rows = corrupt_sensor(part, "s01", seed) if i == days - 2 else part
+        lake.write_day(dataset, day, rows.reset_index(drop=True))
+    lake.write_table(f"{dataset}/{SHADOW_KEY}", feature_frame(data.X[data.y == 1]))
+    return dates
+
+
+def demo_steps(dates: list[date]) -> list[DemoStep]:
+    """Retrain as of three days ago, two days ago (warm start), then today (failing sensor yesterday)."""
+    return [
+        DemoStep(dates[-4], "first champion (cold start)"),
+        DemoStep(dates[-3], "warm-started candidate, promoted"),
+        DemoStep(dates[-1], "candidate trained on a window with a failing sensor, refused"),
+    ]
+
+
+def demo_data(settings: Settings) -> LabelledSet:
+    """The shipped labelled set the demo seeds its lake from."""
+    return load_npz(find_shipped(settings.data_dir, settings.demo.dataset))

@@ -20,18 +20,62 @@ from pydantic_settings import (
 )
 
 from vae.config import DetectorConfig
+from validation.contracts import ContractPolicy
+from validation.gates import GateBounds
 
 CONFIG_FILE = "sentinel.toml"
 
 
-class DemoSettings(BaseModel):
-    """What `sentinel demo` runs on."""
+class EvaluateSettings(BaseModel):
+    """What `sentinel evaluate` runs on."""
 
     datasets: tuple[str, ...] = Field(
         ("cardio", "thyroid", "mammography", "shuttle"),
         description="Shipped tabular sets (data/tabular/*_NAME.npz).",
     )
     seed: int = Field(0, description="Seed of the train/test split and the detectors.")
+
+
+class DemoSettings(BaseModel):
+    """What `sentinel demo` seeds its lake with."""
+
+    dataset: str = Field("mammography", description="Shipped labelled set cut into day partitions.")
+    days: int = Field(10, ge=10, description="Day partitions to write, ending today.")
+    seed: int = Field(0, description="Seed of the shuffle and of the failing sensor's noise.")
+
+
+class LakeSettings(BaseModel):
+    """Where the day-partitioned datasets live."""
+
+    root: str | None = Field(None, description="A folder or s3://bucket/prefix; default: HOME/lake.")
+    endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO or other S3-compatible stores.")
+
+
+class RegistrySettings(BaseModel):
+    """Where runs and registered versions go."""
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking/registry URI; default SQLite in HOME."
+    )
+    artifact_location: str | None = Field(None, description="Artifact root of new experiments; default HOME.")
+    model_name: str = Field("vae-sentinel", description="Registered model name (models:/NAME@champion).")
+    experiment: str = Field("vae-sentinel-retrain", description="MLflow experiment of the retraining runs.")
+
+
+class RetrainSettings(BaseModel):
+    """What `sentinel retrain` trains on and how it decides."""
+
+    dataset: str = Field("mammography", description="Dataset folder in the lake.")
+    window_days: int = Field(7, ge=2, description="Days of partitions in a training window.")
+    holdout_days: int = Field(1, ge=1, description="Newest days held out to calibrate and to compare models.")
+    shadow_key: str | None = Field(
+        None, description="Known anomalies, a parquet file relative to the dataset (e.g. _shadow/a.parquet)."
+    )
+    contract_file: Path | None = Field(
+        None, description="A hand-edited contract that overrides the champion's."
+    )
+    contract: ContractPolicy = ContractPolicy()
+    gates: GateBounds = GateBounds()
 
 
 class Settings(BaseSettings):
@@ -44,7 +88,26 @@ class Settings(BaseSettings):
     home: Path = Field(Path(".sentinel"), description="State folder: models, reports, local stores.")
     data_dir: Path = Field(Path("data"), description="Folder of the real datasets shipped with the repo.")
     detector: DetectorConfig = Field(DetectorConfig(), description="Detector options (model, train, score).")
+    evaluate: EvaluateSettings = EvaluateSettings()
     demo: DemoSettings = DemoSettings()
+    lake: LakeSettings = LakeSettings()
+    registry: RegistrySettings = RegistrySettings()
+    retrain: RetrainSettings = RetrainSettings()
+    prefect_api_url: str | None = Field(
+        None, description="Prefect server API; default: a temporary local one."
+    )
+
+    def lake_root(self) -> str:
+        """The lake's root: the configured one, else HOME/lake."""
+        return self.lake.root or str((self.home / "lake").resolve())
+
+    def tracking_uri(self) -> str:
+        """The MLflow URI: the configured one, else sqlite:///HOME/mlflow.db."""
+        return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def artifact_location(self) -> str:
+        """Artifact root for new experiments: the configured one, else HOME/mlartifacts."""
+        return self.registry.artifact_location or (self.home / "mlartifacts").resolve().as_uri()
 
     @classmethod
     def settings_customise_sources(

@@ -27,7 +27,7 @@ from vae.model import VAE
 from vae.prefilter import PrefilterReport, drop_outliers
 from vae.preprocessing import Preprocessor, as_matrix
 from vae.scoring import Scorer, mix_terms
-from vae.training import EpochStats, train_vae
+from vae.training import EpochStats, train_vae, validation_loss
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -112,7 +112,9 @@ class VAEDetector:
             pre, vae = self._initial_model(X_train, columns, warm_start)
         vae.to(device)
         to_t = lambda a: torch.as_tensor(pre.transform(a), device=device)  # noqa: E731
-        result = train_vae(vae, to_t(X_train), to_t(X_hold), cfg.train, cfg.seed, on_epoch)
+        # A warm start is already fitted: annealing KL from zero again would undo its latent structure.
+        train_cfg = cfg.train if warm_start is None else cfg.train.model_copy(update={"kl_warmup_epochs": 0})
+        result = train_vae(vae, to_t(X_train), to_t(X_hold), train_cfg, cfg.seed, on_epoch)
 
         scorer = Scorer(vae, pre, cfg.score)
         terms = torch.stack(scorer.fit_normalization(torch.as_tensor(X_hold)), dim=1).numpy()
@@ -193,6 +195,18 @@ class VAEDetector:
         index = X.index if isinstance(X, pd.DataFrame) else None
         cols = ["reconstruction", "latent", "reconstruction_norm", "latent_norm", "score"]
         return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=index)
+
+    def holdout_loss(self, X: Any) -> float:
+        """Mean negative ELBO per row of X (z at the posterior mean, full beta), in raw-data units.
+
+        With the Gaussian likelihood the scaler's log-Jacobian is added, so that detectors with different
+        scalers (a cold start against a warm start) are compared on the same footing.
+        """
+        pre, vae, _ = self._fitted()
+        loss, _ = validation_loss(vae, torch.as_tensor(pre.transform(X)), self.config.train.beta)
+        if self.config.model.reconstruction == "gaussian_nll":
+            loss += float(np.log(pre.scale.astype(np.float64)).sum())
+        return loss
 
     # ---------------------------------------------------------- thresholds
     @property

@@ -129,7 +129,8 @@ def train_vae(
         history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
-        if val < best_loss - cfg.min_delta * abs(best_loss) or epoch < cfg.kl_warmup_epochs:
+        improved = epoch == 0 or val < best_loss - cfg.min_delta * abs(best_loss)
+        if improved or epoch < cfg.kl_warmup_epochs:
             best_loss, best_epoch, stale = val, epoch, 0
             best_state = _snapshot(model)
         else:

@@ -1,0 +1,29 @@
+"""Errors of the orchestration shell; each is a `SentinelError`, shown as one line by the CLI."""
+
+from __future__ import annotations
+
+from vae.errors import SentinelError
+
+
+class StoreError(SentinelError):
+    """The data lake cannot be read or written: unreachable store, missing dataset, corrupt file."""
+
+
+class RegistryError(SentinelError):
+    """The MLflow registry cannot be reached or holds something unexpected."""
+
+
+class ValidationFailedError(SentinelError):
+    """A window failed a batch-level expectation; the run stops before training.
+
+    Attributes:
+        details: the multi-line summary (each failed expectation, observed values, offending rows).
+    """
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class PromotionConflictError(SentinelError):
+    """The champion changed while the flow ran (compare-and-set failed); nothing was promoted."""

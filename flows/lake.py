@@ -1,0 +1,229 @@
+"""The data lake adapter: day-partitioned datasets on a local folder or on S3 (through boto3).
+
+Layout under ROOT (a path, or ``s3://bucket/prefix``)::
+
+    DATASET/date=YYYY-MM-DD/*.parquet|*.csv     raw partitions, never modified
+    DATASET/_alerts/date=YYYY-MM-DD/*.parquet    rows the champion flagged (_source, _row)
+    DATASET/_quarantine/RUN.parquet              rows that failed validation, with their reason
+
+Every row read carries ``_date`` (its partition), ``_source`` (its file, relative to the dataset) and
+``_row`` (its position in that file), which identify it across alerts and quarantine.
+
+Example:
+    >>> lake = Lake(open_store("s3://lake/prod", endpoint_url="http://127.0.0.1:9000"))
+    >>> window = lake.read_window("sensors", as_of=date(2026, 11, 30), days=7)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+import pandas as pd
+
+from flows.errors import StoreError
+
+META_COLUMNS = ("_date", "_source", "_row")
+_DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv}
+
+
+class Store(Protocol):
+    """Bytes by key under one root; keys use '/'."""
+
+    uri: str
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix`, recursively, sorted."""
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes."""
+
+    def write(self, key: str, data: bytes) -> None:
+        """Create the object; an existing one is never overwritten."""
+
+
+@dataclass(frozen=True)
+class LocalStore:
+    """A folder on this machine."""
+
+    root: Path
+
+    @property
+    def uri(self) -> str:
+        """Where the store lives."""
+        return str(self.root)
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every file under `prefix`, as keys relative to the root."""
+        base = self.root / prefix
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+
+    def read(self, key: str) -> bytes:
+        """The file's bytes."""
+        try:
+            return (self.root / key).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.root / key}: {exc.strerror}") from None
+
+    def write(self, key: str, data: bytes) -> None:
+        """Write atomically (temporary file, then rename); refuse to replace a file."""
+        target = self.root / key
+        if target.exists():
+            raise StoreError(f"refusing to overwrite {target}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.rename(target)
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """A bucket prefix on S3 or an S3-compatible store (MinIO, moto), through an injected boto3 client."""
+
+    bucket: str
+    prefix: str
+    client: Any
+
+    @property
+    def uri(self) -> str:
+        """Where the store lives."""
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return str(PurePosixPath(self.prefix) / key) if self.prefix else key
+
+    def keys(self, prefix: str) -> list[str]:
+        """Every object under `prefix`, as keys relative to the store's prefix."""
+        full = self._key(prefix).rstrip("/") + "/"
+        out = []
+        with self._errors(f"list {self.uri}/{prefix}"):
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full
+            ):
+                out += [obj["Key"] for obj in page.get("Contents", [])]
+        cut = len(self.prefix.rstrip("/")) + 1 if self.prefix else 0
+        return sorted(k[cut:] for k in out)
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes."""
+        with self._errors(f"read {self.uri}/{key}"):
+            body: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        return body
+
+    def write(self, key: str, data: bytes) -> None:
+        """Create the object, refusing to replace one (a conditional put: If-None-Match)."""
+        with self._errors(f"write {self.uri}/{key}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "error")
+            if code in ("PreconditionFailed", "412"):
+                raise StoreError(f"refusing to overwrite: cannot {what}: it already exists") from None
+            raise StoreError(
+                f"cannot {what}: {code}: {exc.response.get('Error', {}).get('Message', '')}"
+            ) from None
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot {what}: {exc}") from None
+
+
+def open_store(root: str, endpoint_url: str | None = None) -> Store:
+    """A `LocalStore` for a path, an `S3Store` for ``s3://bucket/prefix`` (credentials: the AWS chain)."""
+    if not root.startswith("s3://"):
+        return LocalStore(Path(root))
+    import boto3
+
+    bucket, _, prefix = root.removeprefix("s3://").partition("/")
+    return S3Store(bucket, prefix.strip("/"), boto3.client("s3", endpoint_url=endpoint_url))
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Datasets of day partitions in a `Store`."""
+
+    store: Store
+
+    def days(self, dataset: str) -> list[date]:
+        """Dates of the dataset's partitions, oldest first."""
+        found = {m.group(1) for key in self.store.keys(dataset) if (m := _DAY.match(key.split("/")[1]))}
+        return sorted(date.fromisoformat(d) for d in found)
+
+    def read_window(self, dataset: str, as_of: date, days: int) -> pd.DataFrame:
+        """Every row of the partitions dated (as_of - days, as_of], with `META_COLUMNS` added.
+
+        Raises:
+            StoreError: the store is unreachable, a file is corrupt, or the window holds no partition.
+        """
+        start = as_of - timedelta(days=days - 1)
+        frames = [
+            self._read_file(dataset, key, day)
+            for day in self.days(dataset)
+            if start <= day <= as_of
+            for key in self.store.keys(f"{dataset}/date={day.isoformat()}")
+            if PurePosixPath(key).suffix in _READERS
+        ]
+        if not frames:
+            raise StoreError(f"no partitions of {dataset!r} between {start} and {as_of} in {self.store.uri}")
+        return pd.concat(frames, ignore_index=True)
+
+    def _read_file(self, dataset: str, key: str, day: date) -> pd.DataFrame:
+        frame = self.read_table(key)
+        source = key.removeprefix(f"{dataset}/")
+        return frame.assign(_date=pd.Timestamp(day), _source=source, _row=range(len(frame)))
+
+    def read_table(self, key: str) -> pd.DataFrame:
+        """One parquet or CSV file.
+
+        Raises:
+            StoreError: unreachable, missing, of another format, or corrupt.
+        """
+        reader = _READERS.get(PurePosixPath(key).suffix)
+        if reader is None:
+            raise StoreError(
+                f"cannot read {self.store.uri}/{key}: only .parquet and .csv files are supported"
+            )
+        data = self.store.read(key)
+        try:
+            return reader(io.BytesIO(data))
+        except Exception as exc:  # parquet/csv parsers raise many types for a corrupt file
+            raise StoreError(f"corrupt file {self.store.uri}/{key}: {type(exc).__name__}: {exc}") from None
+
+    def alerted(self, dataset: str, start: date, end: date) -> pd.DataFrame:
+        """(_source, _row) of rows the champion flagged in partitions dated [start, end]."""
+        frames = [
+            pd.read_parquet(io.BytesIO(self.store.read(key)), columns=["_source", "_row"])
+            for day in _dates(start, end)
+            for key in self.store.keys(f"{dataset}/_alerts/date={day.isoformat()}")
+        ]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_source", "_row"])
+
+    def write_day(self, dataset: str, day: date, frame: pd.DataFrame, name: str = "part-0") -> str:
+        """Add a raw partition file (never replaces one); returns its key."""
+        return self.write_table(f"{dataset}/date={day.isoformat()}/{name}.parquet", frame)
+
+    def write_quarantine(self, dataset: str, run_id: str, rows: pd.DataFrame) -> str:
+        """Save quarantined rows (with their reason) for a run; returns the key."""
+        return self.write_table(f"{dataset}/_quarantine/{run_id}.parquet", rows)
+
+    def write_table(self, key: str, frame: pd.DataFrame) -> str:
+        """Write a new parquet file (never replaces one); returns its key."""
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        self.store.write(key, buf.getvalue())
+        return key
+
+
+def _dates(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]

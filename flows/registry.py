@@ -1,0 +1,220 @@
+"""The MLflow registry adapter: log a candidate as a run, register it, move aliases with compare-and-set.
+
+Aliases: ``champion`` is what services load (``models:/NAME@champion``); ``previous`` is the champion
+before it, which ``rollback`` restores. Every version carries one tag per gate (``gate.loss`` = pass/fail),
+the whole gate report (``gate_report``, JSON) and ``promoted``.
+
+Example:
+    >>> registry = Registry("sqlite:///.sentinel/mlflow.db", "vae-sentinel", "retrain", "file:///abs/artifacts")
+    >>> champion = registry.champion()          # None before the first promotion
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from flows.errors import PromotionConflictError, RegistryError
+from flows.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, DetectorModel
+from vae import VAEDetector
+from validation.contracts import DataContract
+from validation.gates import Decision
+
+CHAMPION, PREVIOUS = "champion", "previous"
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The registered champion, loaded: its version, run, detector and data contract."""
+
+    version: str
+    run_id: str
+    detector: VAEDetector
+    contract: DataContract
+
+
+@dataclass
+class CandidateRecord:
+    """Everything logged about one candidate."""
+
+    detector: VAEDetector
+    contract: DataContract
+    decision: Decision
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    input_example: pd.DataFrame
+    texts: dict[str, str] = field(default_factory=dict)  # artifact file name -> content
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+
+class Registry:
+    """One registered model in one MLflow tracking server (or SQLite file)."""
+
+    def __init__(self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str) -> None:
+        self.tracking_uri, self.model_name = tracking_uri, model_name
+        self.experiment, self.artifact_location = experiment, artifact_location
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # ------------------------------------------------------------- reads
+    def alias_version(self, alias: str) -> str | None:
+        """The version an alias points at, or None (also when the model is not registered yet)."""
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise RegistryError(f"cannot read alias {alias!r} of {self.model_name}: {exc.message}") from None
+
+    def champion(self) -> Champion | None:
+        """Download and load the champion's detector and contract; None before the first promotion."""
+        version = self.alias_version(CHAMPION)
+        if version is None:
+            return None
+        mv = self.client.get_model_version(self.model_name, version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(self._download(f"models:/{self.model_name}/{version}", tmp))
+            detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
+            contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
+        return Champion(version, str(mv.run_id), detector, contract)
+
+    def _download(self, uri: str, dst: str) -> str:
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+
+    # ------------------------------------------------------------ writes
+    def log_candidate(self, record: CandidateRecord, run_name: str) -> tuple[str, str]:
+        """Log the candidate as a run and register it as a new version; returns (run_id, version)."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        if mlflow.get_experiment_by_name(self.experiment) is None:  # artifact root is fixed at creation
+            mlflow.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        mlflow.set_experiment(self.experiment)
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_name) as run:
+            mlflow.log_params(record.params)
+            mlflow.set_tags(record.tags)
+            for stats in record.detector.history_:
+                mlflow.log_metrics(_epoch_metrics(stats), step=stats.epoch)
+            mlflow.log_metrics(record.metrics)
+            for name, text in record.texts.items():
+                mlflow.log_text(text, name)
+            for name, fig in record.figures.items():
+                mlflow.log_figure(fig, name)
+            info = self._log_model(record, Path(tmp))
+        version = str(info.registered_model_version)
+        self._tag_version(version, record.decision)
+        return run.info.run_id, version
+
+    def _log_model(self, record: CandidateRecord, tmp: Path) -> Any:
+        detector_dir = record.detector.save(tmp / DETECTOR_ARTIFACT)
+        contract_file = tmp / "contract.json"
+        contract_file.write_text(record.contract.model_dump_json(indent=2))
+        example = record.input_example.astype("float64")
+        output = DetectorModel.predict_frame(record.detector, example)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=DetectorModel(),
+            artifacts={DETECTOR_ARTIFACT: str(detector_dir), CONTRACT_ARTIFACT: str(contract_file)},
+            signature=infer_signature(example, output),
+            input_example=example,
+            registered_model_name=self.model_name,
+            pip_requirements=_requirements(),
+        )
+
+    def _tag_version(self, version: str, decision: Decision) -> None:
+        for gate in decision.gates:
+            self.client.set_model_version_tag(
+                self.model_name, version, f"gate.{gate.name}", _verdict(gate.passed)
+            )
+        report = json.dumps([asdict(g) for g in decision.gates])
+        self.client.set_model_version_tag(self.model_name, version, "gate_report", report)
+        self.client.set_model_version_tag(self.model_name, version, "promoted", "false")
+
+    def promote(self, version: str, expected_champion: str | None) -> None:
+        """Make `version` the champion, if the champion is still `expected_champion` (compare-and-set).
+
+        The old champion becomes ``previous``.
+
+        Raises:
+            PromotionConflictError: the champion changed since the flow read it; nothing was moved.
+        """
+        current = self.alias_version(CHAMPION)
+        if current != expected_champion:
+            raise PromotionConflictError(
+                f"champion of {self.model_name} changed from {expected_champion} to {current} while this run "
+                f"trained; version {version} was registered but not promoted"
+            )
+        if current is not None:
+            self.client.set_registered_model_alias(self.model_name, PREVIOUS, current)
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+        self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
+
+    def rollback(self) -> tuple[str, str]:
+        """Point ``champion`` back at ``previous`` (and drop ``previous``); returns (from, to) versions.
+
+        Raises:
+            RegistryError: there is no previous champion to go back to.
+        """
+        current, previous = self.alias_version(CHAMPION), self.alias_version(PREVIOUS)
+        if current is None or previous is None:
+            raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
+        self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+        self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
+        self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
+        return current, previous
+
+    def status(self) -> dict[str, Any]:
+        """Model, champion, previous and every version with its gates (`sentinel status --json`)."""
+        try:
+            versions = self.client.search_model_versions(f"name='{self.model_name}'")
+        except MlflowException as exc:
+            raise RegistryError(f"cannot list versions of {self.model_name}: {exc.message}") from None
+        rows = []
+        for mv in sorted(versions, key=lambda v: int(v.version)):
+            gates = {g.pop("name"): g for g in json.loads(mv.tags.get("gate_report", "[]"))}
+            rows.append(
+                {"version": str(mv.version), "promoted": mv.tags.get("promoted") == "true", "gates": gates}
+            )
+        return {
+            "model": self.model_name,
+            "champion": self._alias_summary(CHAMPION),
+            "previous": self._alias_summary(PREVIOUS),
+            "versions": rows,
+        }
+
+    def _alias_summary(self, alias: str) -> dict[str, Any] | None:
+        version = self.alias_version(alias)
+        if version is None:
+            return None
+        mv = self.client.get_model_version(self.model_name, version)
+        metrics = self.client.get_run(mv.run_id).data.metrics
+        return {"version": version, "run_id": mv.run_id, "threshold": metrics.get("candidate_threshold")}
+
+
+def _epoch_metrics(stats: Any) -> dict[str, float]:
+    names = ("loss", "reconstruction", "kl", "beta", "val_loss", "active_units")
+    return {f"epoch_{n}": float(getattr(stats, n)) for n in names}
+
+
+def _verdict(passed: bool) -> str:
+    return "pass" if passed else "fail"
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "pandas", "numpy", "safetensors", "pydantic")] + [
+        f"torch=={version('torch').split('+')[0]}",
+        f"vae-sentinel=={version('vae-sentinel')}",
+    ]

@@ -1,0 +1,324 @@
+"""The `retrain` flow: recent clean window, validate, warm-start train, calibrate, gates, promote.
+
+Each task does its I/O through an adapter (lake, registry) and makes one call into the pure core; only
+I/O tasks retry. A refused candidate is a normal outcome; a window that fails validation stops the run
+before training, with nothing registered.
+
+Example:
+    >>> outcome = retrain(dataset="shuttle", as_of=date(2026, 11, 30), settings=Settings())
+    >>> outcome.promoted, outcome.decision.reasons
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.errors import ValidationFailedError
+from flows.lake import META_COLUMNS, Lake, open_store
+from flows.plots import score_distribution
+from flows.registry import CandidateRecord, Champion, Registry
+from flows.settings import Settings
+from vae import DetectorConfig, InputError, VAEDetector
+from validation.checks import ValidationReport, validate_frame
+from validation.contracts import DataContract
+from validation.gates import Decision, ModelMetrics, promotion_decision
+
+IO = {"retries": 2, "retry_delay_seconds": [1, 5], "cache_policy": NO_CACHE}
+PURE = {"cache_policy": NO_CACHE}
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What one run did: the version it registered, whether it was promoted and why, and where to look."""
+
+    dataset: str
+    as_of: date
+    version: str
+    run_id: str
+    promoted: bool
+    decision: Decision
+    start: str  # "warm start from version N" or "cold start: <reason>"
+    champion_before: str | None
+    rows: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """Training rows (older days) and the newest days, halved into calibration and evaluation rows."""
+
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    evaluation: pd.DataFrame
+
+
+# ----------------------------------------------------------------------------------------- tasks
+@task(**IO)
+def load_champion(registry: Registry) -> Champion | None:
+    """The registered champion with its detector and contract, or None."""
+    return registry.champion()
+
+
+@task(**IO)
+def load_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[pd.DataFrame, int]:
+    """The window's rows minus those the champion flagged; returns (rows, number dropped as alerts)."""
+    window = lake.read_window(dataset, as_of, days)
+    alerts = lake.alerted(dataset, as_of - timedelta(days=days - 1), as_of)
+    flagged = window.set_index(["_source", "_row"]).index.isin(alerts.set_index(["_source", "_row"]).index)
+    return window.loc[~flagged].reset_index(drop=True), int(flagged.sum())
+
+
+@task(**PURE)
+def check_window(
+    window: pd.DataFrame, contract: DataContract, settings: Settings, as_of: date
+) -> ValidationReport:
+    """Great Expectations on the window against the contract."""
+    return validate_frame(window, contract, settings.retrain.contract, as_of)
+
+
+@task(**IO)
+def save_quarantine(
+    lake: Lake, dataset: str, run_id: str, window: pd.DataFrame, report: ValidationReport
+) -> str:
+    """Write the quarantined rows with their reason; the raw partitions are untouched."""
+    rows = window.loc[report.quarantined.index].assign(reason=report.quarantined.to_numpy())
+    return lake.write_quarantine(dataset, run_id, rows)
+
+
+@task(**PURE)
+def train_candidate(
+    split: HoldoutSplit, names: tuple[str, ...], config: DetectorConfig, warm: VAEDetector | None
+) -> VAEDetector:
+    """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
+    detector = VAEDetector(config)
+    return detector.fit(split.train[list(names)], X_val=split.calibration[list(names)], warm_start=warm)
+
+
+@task(**IO)
+def load_shadow(lake: Lake, dataset: str, key: str | None) -> pd.DataFrame | None:
+    """Known anomalies (never trained on), when a shadow set is configured."""
+    return None if key is None else lake.read_table(f"{dataset}/{key}")
+
+
+@task(**PURE)
+def measure(
+    detector: VAEDetector, evaluation: pd.DataFrame, shadow: pd.DataFrame | None, names: tuple[str, ...]
+) -> ModelMetrics:
+    """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model."""
+    X = evaluation[list(names)]
+    recall = None if shadow is None else float(detector.predict(shadow[list(names)]).is_anomaly.mean())
+    return ModelMetrics(detector.holdout_loss(X), float(detector.predict(X).is_anomaly.mean()), recall)
+
+
+@task(cache_policy=NO_CACHE)
+def register(registry: Registry, record: CandidateRecord, run_name: str) -> tuple[str, str]:
+    """Log the candidate run and register its version (not retried: a retry would register twice)."""
+    return registry.log_candidate(record, run_name)
+
+
+@task(**IO)
+def promote(registry: Registry, version: str, expected_champion: str | None) -> None:
+    """Move the champion alias to `version` if the champion is still the one this run started from."""
+    registry.promote(version, expected_champion)
+
+
+# ------------------------------------------------------------------------------------------ flow
+@flow(name="retrain", validate_parameters=False)
+def retrain(
+    settings: Settings, dataset: str | None = None, as_of: date | None = None, window_days: int | None = None
+) -> RetrainOutcome:
+    """Retrain on the recent clean window and promote the candidate only if every gate passes.
+
+    Args:
+        settings: the configuration.
+        dataset: dataset folder in the lake (default: settings.retrain.dataset).
+        as_of: the window's last day (default: today).
+        window_days: days in the window (default: settings.retrain.window_days).
+
+    Raises:
+        ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
+        PromotionConflictError: the champion changed while this run trained.
+    """
+    cfg = settings.retrain
+    dataset, as_of, window_days = (
+        dataset or cfg.dataset,
+        as_of or date.today(),
+        window_days or cfg.window_days,
+    )
+    run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
+    lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
+    timings: dict[str, float] = {}
+    champion = load_champion(registry)
+    window, n_alerted = load_window(lake, dataset, as_of, window_days)
+    contract = contract_for(window, champion, settings)
+    report = check_window(window, contract, settings, as_of)
+    if len(report.quarantined):
+        save_quarantine(lake, dataset, run_id, window, report)
+    if not report.passed:
+        path = write_report(settings, dataset, run_id, "validation.json", report.gx_result)
+        first = "; ".join(str(f) for f in report.batch_failures[:2])
+        message = f"window {dataset} to {as_of} failed validation ({first}); GX result: {path}"
+        raise ValidationFailedError(message, report.summary())
+    clean = window.drop(index=report.quarantined.index)
+    split = holdout_split(clean, cfg.holdout_days, settings.detector.seed)
+    warm, start = warm_start_source(champion, contract.names, settings.detector)
+    started = time.perf_counter()
+    candidate = train_candidate(split, contract.names, settings.detector, warm)
+    timings["training"] = time.perf_counter() - started
+    shadow = load_shadow(lake, dataset, cfg.shadow_key)
+    cand_metrics = measure(candidate, split.evaluation, shadow, contract.names)
+    champ_metrics = (
+        None if champion is None else measure(champion.detector, split.evaluation, shadow, contract.names)
+    )
+    decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
+    rows = {
+        "window": len(window) + n_alerted,
+        "alerted_dropped": n_alerted,
+        "quarantined": len(report.quarantined),
+        "train": len(split.train),
+        "calibration": len(split.calibration),
+        "evaluation": len(split.evaluation),
+    }
+    record = candidate_record(
+        candidate,
+        clean,
+        contract.names,
+        decision,
+        report,
+        split,
+        shadow,
+        {"dataset": dataset, "as_of": as_of, "window_days": window_days, "start": start, "rows": rows},
+        cand_metrics,
+        champ_metrics,
+        settings,
+    )
+    run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
+    expected = None if champion is None else champion.version
+    if decision.promote:
+        promote(registry, version, expected)
+    return RetrainOutcome(
+        dataset, as_of, version, run, decision.promote, decision, start, expected, rows, timings
+    )
+
+
+# --------------------------------------------------------------------------------------- helpers
+def registry_of(settings: Settings) -> Registry:
+    """The registry adapter the settings point at."""
+    r = settings.registry
+    return Registry(settings.tracking_uri(), r.model_name, r.experiment, settings.artifact_location())
+
+
+def contract_for(window: pd.DataFrame, champion: Champion | None, settings: Settings) -> DataContract:
+    """A hand-edited contract file if configured, else the champion's, else one derived from this window."""
+    if settings.retrain.contract_file is not None:
+        return DataContract.model_validate_json(settings.retrain.contract_file.read_text())
+    if champion is not None:
+        return champion.contract
+    features = tuple(c for c in window.columns if c not in META_COLUMNS)
+    return DataContract.derive(window, settings.retrain.contract.range_tolerance, features)
+
+
+def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSplit:
+    """Older days train; the newest `holdout_days` days are halved (seeded) into calibration and evaluation.
+
+    Raises:
+        InputError: the window does not span more days than the holdout.
+    """
+    days = np.sort(rows["_date"].unique())
+    if len(days) <= holdout_days:
+        raise InputError(f"window spans {len(days)} day(s); need more than the {holdout_days} holdout day(s)")
+    newest = rows["_date"] >= days[-holdout_days]
+    holdout = rows.loc[newest]
+    order = np.random.default_rng(seed).permutation(len(holdout))
+    half = len(holdout) // 2
+    calib, evaluation = holdout.iloc[np.sort(order[:half])], holdout.iloc[np.sort(order[half:])]
+    return HoldoutSplit(rows.loc[~newest], calib, evaluation)
+
+
+def warm_start_source(
+    champion: Champion | None, names: tuple[str, ...], config: DetectorConfig
+) -> tuple[VAEDetector | None, str]:
+    """The champion's detector when it can seed training, with the reason either way."""
+    if champion is None:
+        return None, "cold start: no champion yet"
+    if champion.contract.names != names:
+        return None, f"cold start: champion v{champion.version} has other columns"
+    if champion.detector.config.model != config.model:
+        return None, f"cold start: model settings differ from champion v{champion.version}"
+    return champion.detector, f"warm start from v{champion.version}"
+
+
+def window_hash(rows: pd.DataFrame, names: tuple[str, ...]) -> str:
+    """Content hash of the rows a candidate saw (features and row identity)."""
+    hashed = pd.util.hash_pandas_object(rows[[*names, "_source", "_row"]], index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def candidate_record(
+    candidate: VAEDetector,
+    clean: pd.DataFrame,
+    names: tuple[str, ...],
+    decision: Decision,
+    report: ValidationReport,
+    split: HoldoutSplit,
+    shadow: pd.DataFrame | None,
+    window: dict[str, Any],
+    cand: ModelMetrics,
+    champ: ModelMetrics | None,
+    settings: Settings,
+) -> CandidateRecord:
+    """Everything the registry logs about a candidate."""
+    metrics = {f"candidate_{k}": v for k, v in asdict(cand).items() if v is not None}
+    metrics |= {f"champion_{k}": v for k, v in (asdict(champ) if champ else {}).items() if v is not None}
+    metrics |= {"candidate_threshold": candidate.threshold_, "candidate_alpha": candidate.alpha_}
+    metrics |= {f"rows_{k}": float(v) for k, v in window["rows"].items()}
+    window = {**window, "as_of": window["as_of"].isoformat(), "hash": window_hash(clean, names)}
+    params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
+    params |= {"dataset": window["dataset"], "as_of": window["as_of"], "window_days": window["window_days"]}
+    params |= {"gates." + k: v for k, v in settings.retrain.gates.model_dump().items()}
+    shadow_scores = None if shadow is None else candidate.score(shadow[list(names)])
+    figure = score_distribution(
+        candidate.score(split.evaluation[list(names)]), candidate.threshold_, shadow_scores
+    )
+    return CandidateRecord(
+        detector=candidate,
+        contract=DataContract.derive(clean, settings.retrain.contract.range_tolerance, names),
+        decision=decision,
+        params=params,
+        metrics=metrics,
+        tags={"dataset": window["dataset"], "start": window["start"], "window_hash": window["hash"]},
+        input_example=split.evaluation[list(names)].head(5),
+        texts={
+            "window.json": json.dumps(window, indent=2),
+            "validation.json": json.dumps(report.gx_result, default=str),
+            "gate_report.json": json.dumps([asdict(g) for g in decision.gates], indent=2),
+        },
+        figures={"score_distribution.png": figure},
+    )
+
+
+def write_report(settings: Settings, dataset: str, run_id: str, name: str, content: dict[str, Any]) -> Path:
+    """Save a report under HOME/reports/DATASET/RUN/ (used when there is no MLflow run to hold it)."""
+    path = settings.home / "reports" / dataset / run_id / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2, default=str))
+    return path
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out

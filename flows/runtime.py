@@ -1,0 +1,31 @@
+"""Point Prefect, MLflow and Great Expectations at the configured stack before they are imported.
+
+These libraries read their own environment variables, so the settings object writes them once, at the
+start of a command: the embedded default keeps Prefect's database under HOME and turns telemetry off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flows.settings import Settings
+
+
+def configure(settings: Settings) -> None:
+    """Export the settings' Prefect/MLflow/GX options as those libraries' environment variables."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PREFECT_HOME": str((settings.home / "prefect").resolve()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    if settings.prefect_api_url:
+        env["PREFECT_API_URL"] = settings.prefect_api_url
+    os.environ.update(env)
+    for noisy in ("mlflow", "alembic", "great_expectations", "werkzeug", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
