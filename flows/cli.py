@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from flows.demo import run_demo
+from flows import runtime
+from flows.errors import ValidationFailedError
 from flows.settings import Settings
 from vae.errors import SentinelError
 
 app = typer.Typer(
     help="VAE Sentinel: a VAE anomaly detector that keeps itself calibrated and current.\n\n"
     "Configuration comes from sentinel.toml, then SENTINEL_* environment variables "
-    "(nested with __, e.g. SENTINEL_DETECTOR__TARGET_FPR=0.005).",
+    "(nested with __, e.g. SENTINEL_DETECTOR__TARGET_FPR=0.005, SENTINEL_LAKE__ROOT=s3://bucket/lake).",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -29,23 +33,160 @@ def main() -> None:
 
 
 @app.command()
-def demo(seed: int = typer.Option(None, help="Seed of the split and detectors (default: settings).")) -> None:
-    """Train the detector on real datasets shipped in data/ and print a results table.
+def demo() -> None:
+    """Seed a local lake from a real shipped dataset and run the retraining flow as of successive days.
+
+    Writes day partitions of the shipped mammography set (normal rows; its anomalies become the shadow
+    set), then retrains three times: a first champion (cold start), a warm-started candidate that is
+    promoted, and a candidate trained on a window where a sensor failed, which the gates refuse. Each run
+    uses a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite, reports); nothing earlier is
+    touched.
+    """
+    settings = Settings()
+    home = settings.home / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    settings = settings.model_copy(update={"home": home})
+    _guard(lambda: _run_demo(settings))
+
+
+def _run_demo(settings: Settings) -> None:
+    from flows.demo import SHADOW_KEY, demo_data, demo_steps, seed_lake
+    from flows.lake import Lake, open_store
+
+    runtime.configure(settings)
+    dataset = settings.demo.dataset
+    settings = settings.model_copy(
+        update={"retrain": settings.retrain.model_copy(update={"dataset": dataset, "shadow_key": SHADOW_KEY})}
+    )
+    lake = Lake(open_store(settings.lake_root()))
+    dates = seed_lake(
+        lake, demo_data(settings), dataset, settings.demo.days, date.today(), settings.demo.seed
+    )
+    console.print(
+        f"seeded {lake.store.uri}/{dataset}: {len(dates)} day partitions, {dates[0]} to {dates[-1]}"
+    )
+    for i, step in enumerate(demo_steps(dates), start=1):
+        console.rule(f"run {i}: retrain as of {step.as_of} (expect: {step.expect})")
+        _run_retrain(settings, dataset, step.as_of, None)
+    uri = settings.tracking_uri()
+    console.print(
+        "\nwhere to look:\n"
+        f"  mlflow ui --backend-store-uri {uri}        # runs, metrics, score plots, registered versions\n"
+        f"  SENTINEL_HOME={settings.home} sentinel status   # champion, previous, gate verdicts\n"
+        f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons"
+    )
+
+
+@app.command()
+def retrain(
+    dataset: str = typer.Option(None, help="Dataset folder in the lake (default: settings.retrain.dataset)."),
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day of the window, YYYY-MM-DD (default: today)."),
+    ] = None,
+    window_days: int = typer.Option(None, min=2, help="Days in the window (default: settings)."),
+) -> None:
+    """Retrain on the recent clean window; promote the candidate only if every gate passes.
+
+    Loads the window's day partitions, drops rows the champion flagged, validates the rest against the
+    data contract (bad rows are quarantined; a bad window stops here, exit 1), warm-starts from the
+    champion, calibrates on the newest day, compares candidate and champion on the same holdout, and
+    registers the candidate. A refused candidate is a normal outcome: exit 0, reasons printed.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+    _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
+
+
+def _run_retrain(settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None) -> Any:
+    from flows.retrain import retrain as retrain_flow
+    from flows.views import outcome_lines, outcome_table
+
+    with console.status("retraining (load, validate, train, compare, register)..."):
+        outcome = retrain_flow(settings=settings, dataset=dataset, as_of=as_of, window_days=window_days)
+    console.print(outcome_table(outcome))
+    for line in outcome_lines(outcome):
+        console.print(line, highlight=False)
+    return outcome
+
+
+@app.command()
+def rollback() -> None:
+    """Move the champion alias back to the previous champion."""
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.retrain import registry_of
+
+        registry = registry_of(settings)
+        demoted, restored = registry.rollback()
+        console.print(f"{registry.model_name}: champion is version {restored} again (was {demoted})")
+
+    _guard(run)
+
+
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Show the registered model: champion and previous versions with threshold, and every version's gates.
+
+    --json prints {model, champion, previous, versions}; each version has version, promoted and gates
+    (gate name -> value, bound, passed, reason).
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.retrain import registry_of
+        from flows.views import status_table
+
+        report = registry_of(settings).status()
+        if as_json:
+            print(json.dumps(report, indent=2))
+            return
+        for alias in ("champion", "previous"):
+            entry = report[alias]
+            line = (
+                "none" if entry is None else f"version {entry['version']}, threshold {entry['threshold']:.4g}"
+            )
+            console.print(f"{alias}: {line}")
+        console.print(status_table(report))
+
+    _guard(run)
+
+
+@app.command()
+def evaluate(
+    seed: int = typer.Option(None, help="Seed of the split and detectors (default: settings)."),
+) -> None:
+    """Fit the detector on real labelled datasets shipped in data/ and print AUROC, AUPRC and FPR.
 
     For each dataset, half of the normal rows train; the other half plus every anomaly test. The table
     shows AUROC, AUPRC and the false-positive rate realized at the threshold calibrated on held-out normal
-    rows. Models are saved under SENTINEL_HOME/demo/.
+    rows. Models are saved under SENTINEL_HOME/evaluate/.
     """
+    from flows.evaluate import run_evaluation
+
     settings = Settings()
     if seed is not None:
-        settings = settings.model_copy(update={"demo": settings.demo.model_copy(update={"seed": seed})})
-    _guard(lambda: run_demo(settings, console))
+        settings = settings.model_copy(
+            update={"evaluate": settings.evaluate.model_copy(update={"seed": seed})}
+        )
+    _guard(lambda: run_evaluation(settings, console))
 
 
 def _guard(action: Callable[[], object]) -> None:
-    """Run `action`; a SentinelError becomes a one-line message and exit code 1."""
+    """Run `action`; a SentinelError becomes a one-line message (after any details) and exit code 1."""
     try:
         action()
+    except ValidationFailedError as exc:
+        console.print(exc.details, highlight=False)
+        _fail(exc)
     except SentinelError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(1)
+        _fail(exc)
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    sys.exit(1)

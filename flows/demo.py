@@ -36,10 +36,10 @@ def feature_frame(X: np.ndarray) -> pd.DataFrame:
 
 
 def corrupt_sensor(day: pd.DataFrame, column: str, seed: int) -> pd.DataFrame:
-    """A failing sensor: the column reads noise around its mean with 4x its usual spread."""
+    """A failing sensor: the column reads noise around its mean with 6x its usual spread."""
     rng = np.random.default_rng(seed)
     col = day[column]
-    noisy = rng.normal(col.mean(), 4 * col.std(), size=len(day)).astype(col.dtype)
+    noisy = rng.normal(col.mean(), 6 * col.std(), size=len(day)).astype(col.dtype)
     return day.assign(**{column: noisy})
 
 
@@ -50,11 +50,13 @@ def seed_lake(lake: Lake, data: LabelledSet, dataset: str, days: int, today: dat
     already-seeded lake raises `StoreError`.
     """
     rng = np.random.default_rng(seed)
-    normal = feature_frame(data.X[data.y == 0]).iloc[rng.permutation(int((data.y == 0).sum()))]
+    normal = feature_frame(data.X[data.y == 0])
     dates = [today - timedelta(days=days - 1 - i) for i in range(days)]
-    for i, (day, part) in enumerate(zip(dates, np.array_split(normal, days), strict=True)):
-        rows = corrupt_sensor(part, "s01", seed) if i == days - 2 else part
-        lake.write_day(dataset, day, rows.reset_index(drop=True))
+    for i, (day, rows) in enumerate(
+        zip(dates, np.array_split(rng.permutation(len(normal)), days), strict=True)
+    ):
+        part = normal.iloc[np.sort(rows)].reset_index(drop=True)
+        lake.write_day(dataset, day, corrupt_sensor(part, "s01", seed) if i == days - 2 else part)
     lake.write_table(f"{dataset}/{SHADOW_KEY}", feature_frame(data.X[data.y == 1]))
     return dates
 

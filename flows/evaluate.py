@@ -3,6 +3,7 @@
 For each dataset, half of the normal rows train (the detector holds out part of them for calibration);
 the other half plus every anomaly test.
 """
+
 from __future__ import annotations
 
 import time
@@ -47,7 +48,9 @@ def run_evaluation(settings: Settings, console: Console) -> list[DatasetResult]:
         report = evaluate_scores(prediction.score, prediction.is_anomaly, y_test)
         model_dir = detector.save(settings.home / "evaluate" / name)
         results.append(
-            DatasetResult(name, len(data.X), data.X.shape[1], len(detector.history_), seconds, report, model_dir)
+            DatasetResult(
+                name, len(data.X), data.X.shape[1], len(detector.history_), seconds, report, model_dir
+            )
         )
         console.print(f"[green]✓[/] {name}: AUROC {report.auroc:.3f}, saved to {model_dir}")
     console.print(results_table(results, settings.detector.target_fpr))

@@ -25,15 +25,17 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         """Load the detector (on the CPU) from the model's artifacts."""
         self.detector = VAEDetector.load(context.artifacts[DETECTOR_ARTIFACT])
 
-    def predict(self, context: Any, model_input, params=None) -> pd.DataFrame:  # noqa: ANN001 (MLflow reads hints)
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """Score, anomaly flag (score > calibrated threshold) and conformal p-value per row."""
         return self.predict_frame(self.detector, model_input)
 
     @staticmethod
-    def predict_frame(detector: VAEDetector, model_input: Any) -> pd.DataFrame:
+    def predict_frame(detector: VAEDetector, model_input: pd.DataFrame) -> pd.DataFrame:
         """The model's output for `model_input`, computed by `detector`."""
         prediction = detector.predict(model_input)
         return pd.DataFrame(
             {"score": prediction.score, "is_anomaly": prediction.is_anomaly, "p_value": prediction.p_value},
-            index=model_input.index if isinstance(model_input, pd.DataFrame) else None,
+            index=model_input.index,
         )

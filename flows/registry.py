@@ -31,11 +31,12 @@ from validation.contracts import DataContract
 from validation.gates import Decision
 
 CHAMPION, PREVIOUS = "champion", "previous"
+MODEL_CODE = Path(__file__).with_name("model_code.py")  # run by MLflow, never imported here
 
 
 @dataclass(frozen=True)
-class Champion:
-    """The registered champion, loaded: its version, run, detector and data contract."""
+class LoadedVersion:
+    """A registered version, loaded: its number, run, detector and data contract."""
 
     version: str
     run_id: str
@@ -76,17 +77,19 @@ class Registry:
                 return None
             raise RegistryError(f"cannot read alias {alias!r} of {self.model_name}: {exc.message}") from None
 
-    def champion(self) -> Champion | None:
-        """Download and load the champion's detector and contract; None before the first promotion."""
+    def champion(self) -> LoadedVersion | None:
+        """The champion's detector and contract; None before the first promotion."""
         version = self.alias_version(CHAMPION)
-        if version is None:
-            return None
+        return None if version is None else self.load_version(version)
+
+    def load_version(self, version: str) -> LoadedVersion:
+        """Download one registered version and load its detector and contract."""
         mv = self.client.get_model_version(self.model_name, version)
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(self._download(f"models:/{self.model_name}/{version}", tmp))
             detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
             contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
-        return Champion(version, str(mv.run_id), detector, contract)
+        return LoadedVersion(version, str(mv.run_id), detector, contract)
 
     def _download(self, uri: str, dst: str) -> str:
         mlflow.set_tracking_uri(self.tracking_uri)
@@ -124,7 +127,7 @@ class Registry:
         output = DetectorModel.predict_frame(record.detector, example)
         return mlflow.pyfunc.log_model(
             name="model",
-            python_model=DetectorModel(),
+            python_model=str(MODEL_CODE),
             artifacts={DETECTOR_ARTIFACT: str(detector_dir), CONTRACT_ARTIFACT: str(contract_file)},
             signature=infer_signature(example, output),
             input_example=example,

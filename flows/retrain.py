@@ -28,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.errors import ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
 from flows.plots import score_distribution
-from flows.registry import CandidateRecord, Champion, Registry
+from flows.registry import CandidateRecord, LoadedVersion, Registry
 from flows.settings import Settings
 from vae import DetectorConfig, InputError, VAEDetector
 from validation.checks import ValidationReport, validate_frame
@@ -66,7 +66,7 @@ class HoldoutSplit:
 
 # ----------------------------------------------------------------------------------------- tasks
 @task(**IO)
-def load_champion(registry: Registry) -> Champion | None:
+def load_champion(registry: Registry) -> LoadedVersion | None:
     """The registered champion with its detector and contract, or None."""
     return registry.champion()
 
@@ -220,7 +220,7 @@ def registry_of(settings: Settings) -> Registry:
     return Registry(settings.tracking_uri(), r.model_name, r.experiment, settings.artifact_location())
 
 
-def contract_for(window: pd.DataFrame, champion: Champion | None, settings: Settings) -> DataContract:
+def contract_for(window: pd.DataFrame, champion: LoadedVersion | None, settings: Settings) -> DataContract:
     """A hand-edited contract file if configured, else the champion's, else one derived from this window."""
     if settings.retrain.contract_file is not None:
         return DataContract.model_validate_json(settings.retrain.contract_file.read_text())
@@ -248,7 +248,7 @@ def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSp
 
 
 def warm_start_source(
-    champion: Champion | None, names: tuple[str, ...], config: DetectorConfig
+    champion: LoadedVersion | None, names: tuple[str, ...], config: DetectorConfig
 ) -> tuple[VAEDetector | None, str]:
     """The champion's detector when it can seed training, with the reason either way."""
     if champion is None:
@@ -289,12 +289,13 @@ def candidate_record(
     params |= {"dataset": window["dataset"], "as_of": window["as_of"], "window_days": window["window_days"]}
     params |= {"gates." + k: v for k, v in settings.retrain.gates.model_dump().items()}
     shadow_scores = None if shadow is None else candidate.score(shadow[list(names)])
+    contract = DataContract.derive(clean, settings.retrain.contract.range_tolerance, names)
     figure = score_distribution(
         candidate.score(split.evaluation[list(names)]), candidate.threshold_, shadow_scores
     )
     return CandidateRecord(
         detector=candidate,
-        contract=DataContract.derive(clean, settings.retrain.contract.range_tolerance, names),
+        contract=contract,
         decision=decision,
         params=params,
         metrics=metrics,
@@ -302,6 +303,7 @@ def candidate_record(
         input_example=split.evaluation[list(names)].head(5),
         texts={
             "window.json": json.dumps(window, indent=2),
+            "contract.json": contract.model_dump_json(indent=2),
             "validation.json": json.dumps(report.gx_result, default=str),
             "gate_report.json": json.dumps([asdict(g) for g in decision.gates], indent=2),
         },

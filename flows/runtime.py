@@ -22,10 +22,11 @@ def configure(settings: Settings) -> None:
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
         "GX_ANALYTICS_ENABLED": "false",
     }
     if settings.prefect_api_url:
         env["PREFECT_API_URL"] = settings.prefect_api_url
     os.environ.update(env)
-    for noisy in ("mlflow", "alembic", "great_expectations", "werkzeug", "httpx"):
+    for noisy in ("mlflow", "alembic", "great_expectations.data_context.types.base", "werkzeug", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

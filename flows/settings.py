@@ -24,6 +24,7 @@ from validation.contracts import ContractPolicy
 from validation.gates import GateBounds
 
 CONFIG_FILE = "sentinel.toml"
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 class EvaluateSettings(BaseModel):
@@ -86,7 +87,7 @@ class Settings(BaseSettings):
     )
 
     home: Path = Field(Path(".sentinel"), description="State folder: models, reports, local stores.")
-    data_dir: Path = Field(Path("data"), description="Folder of the real datasets shipped with the repo.")
+    data_dir: Path = Field(REPO_DATA, description="Folder of the real datasets shipped with the repo.")
     detector: DetectorConfig = Field(DetectorConfig(), description="Detector options (model, train, score).")
     evaluate: EvaluateSettings = EvaluateSettings()
     demo: DemoSettings = DemoSettings()

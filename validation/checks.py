@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from validation.contracts import ContractPolicy, DataContract
-from validation.suites import AGE_COLUMN, ROW_LEVEL, build_suite
+from validation.suites import AGE_COLUMN, BATCH_LEVEL, ROW_LEVEL, build_suite
 
 _EXAMPLE_ROWS = 5
 
@@ -32,8 +31,9 @@ class FailedExpectation:
     expected: str
 
     def __str__(self) -> str:
-        where = f" [{self.column}]" if self.column else ""
-        return f"{self.expectation}{where}: observed {self.observed}, expected {self.expected}"
+        what = BATCH_LEVEL.get(self.expectation, self.expectation)
+        where = f" [{self.column}]" if self.column and self.column != AGE_COLUMN else ""
+        return f"{what}{where}: observed {self.observed}, expected {self.expected} ({self.expectation})"
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,6 @@ def validate_frame(
 
 def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
     """Validate `frame` in a throwaway in-memory GX context, quietly."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (

@@ -17,6 +17,13 @@ import great_expectations.expectations as gxe
 from validation.contracts import ContractPolicy, DataContract
 
 AGE_COLUMN = "_age_days"  # days between the window's end and each row's partition date
+BATCH_LEVEL = {  # batch-level expectation -> what it checks, in words
+    "expect_table_row_count_to_be_between": "row count",
+    "expect_column_min_to_be_between": "freshness (days since the newest partition)",
+    "expect_compound_columns_to_be_unique": "duplicate rows",
+    "expect_column_to_exist": "column present",
+    "expect_column_values_to_be_in_type_list": "dtype",
+}
 ROW_LEVEL = {  # row-level expectation -> quarantine reason
     "expect_column_values_to_not_be_null": "null",
     "expect_column_values_to_be_between": "out of range",

@@ -1,0 +1,173 @@
+"""The retrain flow end to end, under Prefect's test harness, against a temporary SQLite MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from mlflow import MlflowClient
+
+from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
+from flows.retrain import registry_of, retrain
+from tests.flows.conftest import TODAY
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+
+
+def _raw_digest(settings) -> dict[str, str]:
+    root = settings.home / "lake" / "mammography"
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.glob("date=*/*"))
+    }
+
+
+def _with(settings, **retrain_updates):
+    return settings.model_copy(update={"retrain": settings.retrain.model_copy(update=retrain_updates)})
+
+
+def test_first_run_promotes_and_logs_everything(seeded):
+    settings, _, dates = seeded
+    outcome = retrain(settings=settings, as_of=dates[-4])
+    assert outcome.promoted and outcome.version == "1" and outcome.start.startswith("cold start")
+    assert [g.name for g in outcome.decision.gates] == ["loss", "alert_rate", "recall"]
+    assert outcome.decision.gates[0].bound is None  # first run: nothing to compare with
+
+    registry = registry_of(settings)
+    assert registry.alias_version("champion") == "1"
+    client = MlflowClient(settings.tracking_uri())
+    run = client.get_run(outcome.run_id)
+    assert {"candidate_holdout_loss", "candidate_alert_rate", "candidate_recall", "epoch_loss"} <= set(
+        run.data.metrics
+    )
+    assert run.data.params["as_of"] == dates[-4].isoformat() and len(run.data.tags["window_hash"]) == 64
+    artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}
+    assert {"contract.json", "validation.json", "gate_report.json", "score_distribution.png"} <= artifacts
+    version = client.get_model_version("vae-sentinel", "1")
+    assert version.tags["gate.loss"] == "pass" and version.tags["promoted"] == "true"
+    assert registry.champion().contract.names == tuple(f"s{i:02d}" for i in range(1, 7))
+
+
+def test_warm_start_really_starts_from_the_champion_weights(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    train = settings.detector.train.model_copy(update={"lr": 1e-12})  # training cannot move the weights
+    frozen = settings.model_copy(update={"detector": settings.detector.model_copy(update={"train": train})})
+    outcome = retrain(settings=frozen, as_of=dates[-3])
+    assert outcome.start == "warm start from v1"
+    registry = registry_of(settings)
+    w1 = registry.load_version("1").detector.vae_.state_dict()
+    w2 = registry.load_version(outcome.version).detector.vae_.state_dict()
+    assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
+
+
+def test_changed_model_settings_give_a_recorded_cold_start(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    model = settings.detector.model.model_copy(update={"latent_dim": 3})
+    other = settings.model_copy(update={"detector": settings.detector.model_copy(update={"model": model})})
+    outcome = retrain(settings=other, as_of=dates[-3])
+    assert outcome.start == "cold start: model settings differ from champion v1"
+    assert registry_of(settings).load_version(outcome.version).detector.vae_.latent_dim == 3
+
+
+def test_a_refused_candidate_leaves_the_champion_and_is_tagged(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    strict = _with(
+        settings,
+        gates=settings.retrain.gates.model_copy(update={"alert_rate_lower": 3.0, "alert_rate_upper": 4.0}),
+    )
+    outcome = retrain(settings=strict, as_of=dates[-3])
+    assert not outcome.promoted and any("alert rate" in r for r in outcome.decision.reasons)
+    registry = registry_of(settings)
+    assert registry.alias_version("champion") == "1" and registry.alias_version("previous") is None
+    tags = registry.client.get_model_version("vae-sentinel", outcome.version).tags
+    assert tags["gate.alert_rate"] == "fail" and tags["promoted"] == "false"
+
+
+def test_failing_rows_are_quarantined_and_raw_data_is_untouched(seeded):
+    settings, lake, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    before = _raw_digest(settings)
+    outcome = retrain(settings=settings, as_of=dates[-1])  # the window holds the failing-sensor day
+    assert outcome.rows["quarantined"] > 0
+    keys = lake.store.keys("mammography/_quarantine")
+    assert len(keys) == 1
+    quarantined = lake.read_table(keys[0])
+    assert len(quarantined) == outcome.rows["quarantined"]
+    assert quarantined["reason"].str.contains("out of range: s01").all()
+    assert (quarantined["_date"] == pd.Timestamp(dates[-2])).all()
+    assert _raw_digest(settings) == before
+
+
+def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    before = _raw_digest(settings)
+    with pytest.raises(ValidationFailedError, match="freshness") as info:
+        retrain(settings=settings, as_of=TODAY + timedelta(days=5), window_days=14)
+    assert "freshness (days since the newest partition): observed 5" in info.value.details
+    versions = registry_of(settings).client.search_model_versions("name='vae-sentinel'")
+    assert [str(v.version) for v in versions] == ["1"]
+    assert _raw_digest(settings) == before
+    assert list((settings.home / "reports" / "mammography").glob("*/validation.json"))
+
+
+def test_status_rollback_and_compare_and_set(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    lenient = _with(
+        settings,
+        gates=settings.retrain.gates.model_copy(update={"loss_tolerance": 10.0, "recall_tolerance": 1.0}),
+    )
+    second = retrain(settings=lenient, as_of=dates[-3])
+    assert second.promoted
+    registry = registry_of(settings)
+    status = registry.status()
+    assert set(status) == {"model", "champion", "previous", "versions"}
+    assert status["champion"]["version"] == "2" and status["previous"]["version"] == "1"
+    assert status["champion"]["threshold"] == pytest.approx(second_threshold(registry, second.run_id))
+    gates = status["versions"][1]["gates"]
+    assert set(gates["loss"]) >= {"value", "bound", "passed"} and gates["loss"]["passed"] is True
+
+    with pytest.raises(PromotionConflictError, match="changed from 1 to 2"):
+        registry.promote("1", expected_champion="1")
+    assert registry.alias_version("champion") == "2"
+
+    assert registry.rollback() == ("2", "1")
+    assert registry.alias_version("champion") == "1" and registry.alias_version("previous") is None
+    with pytest.raises(RegistryError, match="nothing to roll back"):
+        registry.rollback()
+
+
+def second_threshold(registry, run_id: str) -> float:
+    return registry.client.get_run(run_id).data.metrics["candidate_threshold"]
+
+
+def test_champion_loads_as_pyfunc_in_a_fresh_process(seeded):
+    settings, lake, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    rows = lake.read_table(f"mammography/date={dates[-1].isoformat()}/part-0.parquet").head(50)
+    rows.to_parquet(settings.home / "rows.parquet")
+    code = (
+        "import mlflow, pandas as pd, sys\n"
+        "m = mlflow.pyfunc.load_model('models:/vae-sentinel@champion')\n"
+        f"out = m.predict(pd.read_parquet(r'{settings.home / 'rows.parquet'}').astype('float64'))\n"
+        "print(out.to_json(orient='split'))\n"
+    )
+    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri()}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["columns"] == ["score", "is_anomaly", "p_value"] and len(out["data"]) == 50
+    expected = registry_of(settings).champion().detector.score(rows.astype("float64"))
+    np.testing.assert_allclose([r[0] for r in out["data"]], expected, rtol=1e-5)
