@@ -25,6 +25,7 @@ lint: install
 
 bench: install
 	$(PY) benchmarks/detection.py
+	$(PY) benchmarks/retrain.py
 
 clean:
 	rm -rf $(VENV) .sentinel .pytest_cache .mypy_cache .ruff_cache

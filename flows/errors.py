@@ -9,6 +9,10 @@ class StoreError(SentinelError):
     """The data lake cannot be read or written: unreachable store, missing dataset, corrupt file."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store did not answer or answered with a server-side error: worth retrying."""
+
+
 class RegistryError(SentinelError):
     """The MLflow registry cannot be reached or holds something unexpected."""
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from flows.errors import StoreError
+from flows.errors import StoreError, StoreUnavailableError
 
 META_COLUMNS = ("_date", "_source", "_row")
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
@@ -132,11 +132,11 @@ class S3Store:
             code = exc.response.get("Error", {}).get("Code", "error")
             if code in ("PreconditionFailed", "412"):
                 raise StoreError(f"refusing to overwrite: cannot {what}: it already exists") from None
-            raise StoreError(
-                f"cannot {what}: {code}: {exc.response.get('Error', {}).get('Message', '')}"
-            ) from None
-        except BotoCoreError as exc:
-            raise StoreError(f"cannot {what}: {exc}") from None
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            kind = StoreUnavailableError if status >= 500 or code == "SlowDown" else StoreError
+            raise kind(f"cannot {what}: {code}: {exc.response.get('Error', {}).get('Message', '')}") from None
+        except BotoCoreError as exc:  # connection refused, timeouts, DNS: worth a retry
+            raise StoreUnavailableError(f"cannot {what}: {exc}") from None
 
 
 def open_store(root: str, endpoint_url: str | None = None) -> Store:

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.errors import ValidationFailedError
+from flows.errors import StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
 from flows.plots import score_distribution
 from flows.registry import CandidateRecord, LoadedVersion, Registry
@@ -35,7 +36,14 @@ from validation.checks import ValidationReport, validate_frame
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
 
-IO = {"retries": 2, "retry_delay_seconds": [1, 5], "cache_policy": NO_CACHE}
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only errors that a second try can fix: an unreachable store or registry."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, StoreUnavailableError | MlflowException | ConnectionError)
+
+
+IO = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NO_CACHE}
 PURE = {"cache_policy": NO_CACHE}
 
 

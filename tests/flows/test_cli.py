@@ -1,9 +1,12 @@
 """The `sentinel` console script, run as a user would run it."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,20 +25,49 @@ def _sentinel(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
 
 def test_help_explains_each_command(tmp_path):
     out = _sentinel("--help", tmp_path=tmp_path)
-    assert out.returncode == 0 and "demo" in out.stdout and "SENTINEL_" in out.stdout
-    demo_help = _sentinel("demo", "--help", tmp_path=tmp_path)
-    assert "calibrated" in demo_help.stdout
+    assert out.returncode == 0 and "SENTINEL_" in out.stdout
+    for command in ("demo", "retrain", "rollback", "status", "evaluate"):
+        assert command in out.stdout
+    assert "gate" in _sentinel("retrain", "--help", tmp_path=tmp_path).stdout
 
 
-def test_demo_trains_saves_and_prints_a_table(tmp_path):
-    out = _sentinel("demo", tmp_path=tmp_path, SENTINEL_DEMO__DATASETS='["cardio"]')
+@pytest.mark.slow
+def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
+    out = _sentinel("demo", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("promoted to champion") == 2 and "version 3 refused" in out.stdout
+    assert "cold start" in out.stdout and "warm start from v1" in out.stdout and "quarantined" in out.stdout
+    assert "mlflow ui --backend-store-uri" in out.stdout
+    (demo_home,) = (tmp_path / "home" / "demo").iterdir()
+
+    status = _sentinel("status", "--json", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
+    report = json.loads(status.stdout)
+    assert report["champion"]["version"] == "2" and report["previous"]["version"] == "1"
+    assert [v["promoted"] for v in report["versions"]] == [True, True, False]
+    assert not all(g["passed"] for g in report["versions"][2]["gates"].values())
+
+    back = _sentinel("rollback", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
+    assert back.returncode == 0 and "champion is version 1 again (was 2)" in back.stdout
+    again = _sentinel("rollback", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
+    assert again.returncode == 1 and again.stdout.strip().startswith("error: nothing to roll back")
+
+
+def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
+    out = _sentinel("retrain", "--dataset", "nope", "--as-of", "2026-11-30", tmp_path=tmp_path)
+    assert out.returncode == 1
+    assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' between 2026-11-24")
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
+    out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["cardio"]')
     assert out.returncode == 0, out.stderr
     assert "AUROC" in out.stdout and "cardio" in out.stdout
-    assert (tmp_path / "home" / "demo" / "cardio" / "weights.safetensors").is_file()
+    assert (tmp_path / "home" / "evaluate" / "cardio" / "weights.safetensors").is_file()
 
 
-def test_demo_with_an_unknown_dataset_fails_in_one_line(tmp_path):
-    out = _sentinel("demo", tmp_path=tmp_path, SENTINEL_DEMO__DATASETS='["nope"]')
+def test_evaluate_with_an_unknown_dataset_fails_in_one_line(tmp_path):
+    out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["nope"]')
     assert out.returncode == 1
     assert out.stdout.strip().startswith("error: no shipped dataset 'nope'")
     assert "Traceback" not in out.stdout + out.stderr

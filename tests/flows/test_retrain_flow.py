@@ -15,9 +15,11 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from flows.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
+from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
-from tests.flows.conftest import TODAY
+from tests.flows.conftest import TODAY, fast_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 
@@ -171,3 +173,19 @@ def test_champion_loads_as_pyfunc_in_a_fresh_process(seeded):
     assert out["columns"] == ["score", "is_anomaly", "p_value"] and len(out["data"]) == 50
     expected = registry_of(settings).champion().detector.score(rows.astype("float64"))
     np.testing.assert_allclose([r[0] for r in out["data"]], expected, rtol=1e-5)
+
+
+def test_the_flow_reads_and_quarantines_through_s3(tmp_path, s3_endpoint, s3_bucket):
+    settings = fast_settings(tmp_path / "home")
+    lake_settings = settings.lake.model_copy(
+        update={"root": f"s3://{s3_bucket}/lake", "endpoint_url": s3_endpoint}
+    )
+    settings = settings.model_copy(update={"lake": lake_settings})
+    lake = Lake(open_store(settings.lake_root(), s3_endpoint))
+    dates = seed_lake(lake, demo_data(settings), "mammography", 10, TODAY, seed=0)
+    before = {k: lake.store.read(k) for k in lake.store.keys("mammography") if k.count("date=")}
+    assert retrain(settings=settings, as_of=dates[-4]).promoted
+    outcome = retrain(settings=settings, as_of=dates[-1])  # the window holds the failing-sensor day
+    assert outcome.start == "warm start from v1" and outcome.rows["quarantined"] > 0
+    assert len(lake.store.keys("mammography/_quarantine")) == 1
+    assert {k: lake.store.read(k) for k in before} == before
