@@ -110,6 +110,34 @@ def _run_retrain(settings: Settings, dataset: str | None, as_of: date | None, wi
 
 
 @app.command()
+def schedule(
+    cron: Annotated[
+        str, typer.Option(help="When to retrain, as a cron expression (server time).")
+    ] = "0 3 * * *",
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: settings).")] = None,
+) -> None:
+    """Serve the retrain flow on a cron schedule from this process (blocks; Ctrl-C stops it).
+
+    Needs a Prefect server (SENTINEL_PREFECT_API_URL): the temporary local one cannot schedule. Each
+    scheduled run reads its settings where it runs, from sentinel.toml and SENTINEL_* variables.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        if not settings.prefect_api_url:
+            raise SentinelError(
+                "scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
+            )
+        from flows.retrain import retrain as retrain_flow
+
+        parameters = {"dataset": dataset or settings.retrain.dataset}
+        retrain_flow.serve(name="sentinel-retrain", cron=cron, parameters=parameters, pause_on_shutdown=False)
+
+    _guard(run)
+
+
+@app.command()
 def rollback() -> None:
     """Move the champion alias back to the previous champion."""
     settings = Settings()

@@ -15,6 +15,8 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -60,7 +62,7 @@ class RetrainOutcome:
     start: str  # "warm start from version N" or "cold start: <reason>"
     champion_before: str | None
     rows: dict[str, int]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step: lake, validation, training...
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def retrain(
     """Retrain on the recent clean window and promote the candidate only if every gate passes.
 
     Args:
-        settings: the configuration.
+        settings: the configuration (default: read here, from sentinel.toml and SENTINEL_* variables,
+            which is what a scheduled run on a worker does).
         dataset: dataset folder in the lake (default: settings.retrain.dataset).
         as_of: the window's last day (default: today).
         window_days: days in the window (default: settings.retrain.window_days).
@@ -159,6 +162,7 @@ def retrain(
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
         PromotionConflictError: the champion changed while this run trained.
     """
+    settings = settings or Settings()
     cfg = settings.retrain
     dataset, as_of, window_days = (
         dataset or cfg.dataset,
@@ -167,13 +171,18 @@ def retrain(
     )
     run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
     lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
-    timings: dict[str, float] = {}
-    champion = load_champion(registry)
-    window, n_alerted = load_window(lake, dataset, as_of, window_days)
-    contract = contract_for(window, champion, settings)
-    report = check_window(window, contract, settings, as_of)
-    if len(report.quarantined):
-        save_quarantine(lake, dataset, run_id, window, report)
+    clock = Stopwatch()
+    with clock("registry"):
+        champion = load_champion(registry)
+    with clock("lake"):
+        window, n_alerted = load_window(lake, dataset, as_of, window_days)
+        shadow = load_shadow(lake, dataset, cfg.shadow_key)
+    with clock("validation"):
+        contract = contract_for(window, champion, settings)
+        report = check_window(window, contract, settings, as_of)
+    with clock("lake"):
+        if len(report.quarantined):
+            save_quarantine(lake, dataset, run_id, window, report)
     if not report.passed:
         path = write_report(settings, dataset, run_id, "validation.json", report.gx_result)
         first = "; ".join(str(f) for f in report.batch_failures[:2])
@@ -182,43 +191,57 @@ def retrain(
     clean = window.drop(index=report.quarantined.index)
     split = holdout_split(clean, cfg.holdout_days, settings.detector.seed)
     warm, start = warm_start_source(champion, contract.names, settings.detector)
-    started = time.perf_counter()
-    candidate = train_candidate(split, contract.names, settings.detector, warm)
-    timings["training"] = time.perf_counter() - started
-    shadow = load_shadow(lake, dataset, cfg.shadow_key)
-    cand_metrics = measure(candidate, split.evaluation, shadow, contract.names)
-    champ_metrics = (
-        None if champion is None else measure(champion.detector, split.evaluation, shadow, contract.names)
-    )
-    decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
-    rows = {
-        "window": len(window) + n_alerted,
-        "alerted_dropped": n_alerted,
-        "quarantined": len(report.quarantined),
-        "train": len(split.train),
-        "calibration": len(split.calibration),
-        "evaluation": len(split.evaluation),
-    }
-    record = candidate_record(
-        candidate,
-        clean,
-        contract.names,
-        decision,
-        report,
-        split,
-        shadow,
-        {"dataset": dataset, "as_of": as_of, "window_days": window_days, "start": start, "rows": rows},
-        cand_metrics,
-        champ_metrics,
-        settings,
-    )
-    run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
+    with clock("training"):
+        candidate = train_candidate(split, contract.names, settings.detector, warm)
+    with clock("evaluation"):
+        cand_metrics = measure(candidate, split.evaluation, shadow, contract.names)
+        champ_metrics = (
+            None if champion is None else measure(champion.detector, split.evaluation, shadow, contract.names)
+        )
+        decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
+        rows = {
+            "window": len(window) + n_alerted,
+            "alerted_dropped": n_alerted,
+            "quarantined": len(report.quarantined),
+            "train": len(split.train),
+            "calibration": len(split.calibration),
+            "evaluation": len(split.evaluation),
+        }
+        window_info = {
+            "dataset": dataset,
+            "as_of": as_of,
+            "window_days": window_days,
+            "start": start,
+            "rows": rows,
+        }
+        record = candidate_record(
+            candidate, clean, contract.names, decision, report, split, shadow, window_info,
+            cand_metrics, champ_metrics, settings,
+        )  # fmt: skip
     expected = None if champion is None else champion.version
-    if decision.promote:
-        promote(registry, version, expected)
+    with clock("registry"):
+        run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
+        if decision.promote:
+            promote(registry, version, expected)
     return RetrainOutcome(
-        dataset, as_of, version, run, decision.promote, decision, start, expected, rows, timings
+        dataset, as_of, version, run, decision.promote, decision, start, expected, rows, clock.seconds
     )
+
+
+class Stopwatch:
+    """Seconds spent per named step; a step may be timed in several pieces."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the block to `name`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------------------- helpers

@@ -26,7 +26,7 @@ def _sentinel(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
 def test_help_explains_each_command(tmp_path):
     out = _sentinel("--help", tmp_path=tmp_path)
     assert out.returncode == 0 and "SENTINEL_" in out.stdout
-    for command in ("demo", "retrain", "rollback", "status", "evaluate"):
+    for command in ("demo", "retrain", "schedule", "rollback", "status", "evaluate"):
         assert command in out.stdout
     assert "gate" in _sentinel("retrain", "--help", tmp_path=tmp_path).stdout
 
@@ -57,6 +57,15 @@ def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' between 2026-11-24")
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_schedule_without_a_prefect_server_says_what_to_set(tmp_path):
+    out = _sentinel("schedule", tmp_path=tmp_path)
+    assert out.returncode == 1
+    assert (
+        out.stdout.strip()
+        == "error: scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
+    )
 
 
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
