@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from flows import runtime
 from flows.errors import ValidationFailedError
-from flows.settings import Settings
+from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae.errors import SentinelError
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console()
+REPO = Path(__file__).resolve().parents[1]
 
 
 @app.callback()
@@ -39,13 +41,14 @@ def demo() -> None:
     Writes day partitions of the shipped mammography set (normal rows; its anomalies become the shadow
     set), then retrains three times: a first champion (cold start), a warm-started candidate that is
     promoted, and a candidate trained on a window where a sensor failed, which the gates refuse. Each run
-    uses a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite, reports); nothing earlier is
-    touched.
+    uses the embedded default in a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite,
+    reports), whatever the stack settings say; nothing earlier is touched.
     """
     settings = Settings()
     home = settings.home / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    settings = settings.model_copy(update={"home": home})
-    _guard(lambda: _run_demo(settings))
+    # The demo always runs on the embedded default, inside its own folder, whatever the stack settings say.
+    embedded = {"home": home, "lake": LakeSettings(), "registry": RegistrySettings(), "prefect_api_url": None}
+    _guard(lambda: _run_demo(settings.model_copy(update=embedded)))
 
 
 def _run_demo(settings: Settings) -> None:
@@ -135,6 +138,39 @@ def schedule(
         retrain_flow.serve(name="sentinel-retrain", cron=cron, parameters=parameters, pause_on_shutdown=False)
 
     _guard(run)
+
+
+@app.command()
+def deploy(
+    pool: Annotated[
+        str, typer.Option(help="Prefect work pool whose workers run it (must exist).")
+    ] = "sentinel-process",
+    cron: Annotated[str, typer.Option(help="When to retrain, as a cron expression (UTC).")] = "0 3 * * *",
+    name: Annotated[str, typer.Option(help="Deployment name: retrain/NAME.")] = "nightly",
+    source: Annotated[Path, typer.Option(help="This code's folder, as the workers see it.")] = REPO,
+) -> None:
+    """Register the retrain flow as a scheduled deployment in a Prefect work pool (workers run it).
+
+    Needs a Prefect server (SENTINEL_PREFECT_API_URL). Each run reads its settings on the worker, from
+    sentinel.toml and SENTINEL_* variables; a GPU worker trains on CUDA (detector device "auto").
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        _need_server(settings)
+        from flows.retrain import retrain as retrain_flow
+
+        flow = retrain_flow.from_source(source=str(source), entrypoint="flows/retrain.py:retrain")
+        flow.deploy(name=name, work_pool_name=pool, cron=cron, parameters={})
+        console.print(f"deployment retrain/{name} on pool {pool}, cron {cron!r}")
+
+    _guard(run)
+
+
+def _need_server(settings: Settings) -> None:
+    if not settings.prefect_api_url:
+        raise SentinelError("scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)")
 
 
 @app.command()

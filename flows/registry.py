@@ -62,7 +62,9 @@ class CandidateRecord:
 class Registry:
     """One registered model in one MLflow tracking server (or SQLite file)."""
 
-    def __init__(self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str) -> None:
+    def __init__(
+        self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str | None
+    ) -> None:
         self.tracking_uri, self.model_name = tracking_uri, model_name
         self.experiment, self.artifact_location = experiment, artifact_location
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)

@@ -106,9 +106,14 @@ class Settings(BaseSettings):
         """The MLflow URI: the configured one, else sqlite:///HOME/mlflow.db."""
         return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
 
-    def artifact_location(self) -> str:
-        """Artifact root for new experiments: the configured one, else HOME/mlartifacts."""
-        return self.registry.artifact_location or (self.home / "mlartifacts").resolve().as_uri()
+    def artifact_location(self) -> str | None:
+        """Artifact root for new experiments: the configured one, else HOME/mlartifacts.
+
+        With a tracking server and no configured root it is None: the server's own artifact store.
+        """
+        if self.registry.artifact_location or self.registry.tracking_uri:
+            return self.registry.artifact_location
+        return (self.home / "mlartifacts").resolve().as_uri()
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+import flows.retrain
 from flows.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
 from flows.lake import Lake, open_store
@@ -37,9 +38,12 @@ def _with(settings, **retrain_updates):
 
 
 def test_first_run_promotes_and_logs_everything(seeded):
-    settings, _, dates = seeded
+    settings, lake, dates = seeded
+    flagged = pd.DataFrame({"_source": f"date={dates[-5].isoformat()}/part-0.parquet", "_row": [0, 3, 4]})
+    lake.write_table(f"mammography/_alerts/date={dates[-5].isoformat()}/alerts.parquet", flagged)
     outcome = retrain(settings=settings, as_of=dates[-4])
     assert outcome.promoted and outcome.version == "1" and outcome.start.startswith("cold start")
+    assert outcome.rows["alerted_dropped"] == 3
     assert [g.name for g in outcome.decision.gates] == ["loss", "alert_rate", "recall"]
     assert outcome.decision.gates[0].bound is None  # first run: nothing to compare with
 
@@ -149,6 +153,31 @@ def test_status_rollback_and_compare_and_set(seeded):
     assert registry.alias_version("champion") == "1" and registry.alias_version("previous") is None
     with pytest.raises(RegistryError, match="nothing to roll back"):
         registry.rollback()
+
+
+def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    lenient = _with(
+        settings,
+        gates=settings.retrain.gates.model_copy(update={"loss_tolerance": 10.0, "recall_tolerance": 1.0}),
+    )
+    retrain(settings=lenient, as_of=dates[-3])
+    registry = registry_of(settings)
+    registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")  # start: champion v1
+
+    train = flows.retrain.train_candidate.fn
+
+    def train_while_another_run_promotes(*args, **kwargs):
+        detector = train(*args, **kwargs)
+        registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")  # a concurrent promotion
+        return detector
+
+    monkeypatch.setattr(flows.retrain.train_candidate, "fn", train_while_another_run_promotes)
+    with pytest.raises(PromotionConflictError, match="changed from 1 to 2 while this run trained; version 3"):
+        print(retrain(settings=lenient, as_of=dates[-3]))
+    assert registry.alias_version("champion") == "2"
+    assert registry.client.get_model_version("vae-sentinel", "3").tags["promoted"] == "false"
 
 
 def second_threshold(registry, run_id: str) -> float:
