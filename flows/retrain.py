@@ -11,29 +11,27 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.candidate import Comparison, TrainingData, WindowSummary, candidate_record, holdout_split
 from flows.errors import StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
-from flows.plots import score_distribution
 from flows.registry import CandidateRecord, LoadedVersion, Registry
 from flows.settings import Settings
-from vae import DetectorConfig, InputError, VAEDetector
+from vae import DetectorConfig, VAEDetector
 from validation.checks import ValidationReport, validate_frame
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
@@ -63,15 +61,6 @@ class RetrainOutcome:
     champion_before: str | None
     rows: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step: lake, validation, training...
-
-
-@dataclass(frozen=True)
-class HoldoutSplit:
-    """Training rows (older days) and the newest days, halved into calibration and evaluation rows."""
-
-    train: pd.DataFrame
-    calibration: pd.DataFrame
-    evaluation: pd.DataFrame
 
 
 # ----------------------------------------------------------------------------------------- tasks
@@ -108,12 +97,10 @@ def save_quarantine(
 
 
 @task(**PURE)
-def train_candidate(
-    split: HoldoutSplit, names: tuple[str, ...], config: DetectorConfig, warm: VAEDetector | None
-) -> VAEDetector:
+def train_candidate(data: TrainingData, config: DetectorConfig, warm: VAEDetector | None) -> VAEDetector:
     """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
-    detector = VAEDetector(config)
-    return detector.fit(split.train[list(names)], X_val=split.calibration[list(names)], warm_start=warm)
+    train, calibration = data.features(data.split.train), data.features(data.split.calibration)
+    return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm)
 
 
 @task(**IO)
@@ -123,12 +110,12 @@ def load_shadow(lake: Lake, dataset: str, key: str | None) -> pd.DataFrame | Non
 
 
 @task(**PURE)
-def measure(
-    detector: VAEDetector, evaluation: pd.DataFrame, shadow: pd.DataFrame | None, names: tuple[str, ...]
-) -> ModelMetrics:
+def measure(detector: VAEDetector, data: TrainingData) -> ModelMetrics:
     """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model."""
-    X = evaluation[list(names)]
-    recall = None if shadow is None else float(detector.predict(shadow[list(names)]).is_anomaly.mean())
+    X = data.features(data.split.evaluation)
+    recall = (
+        None if data.shadow is None else float(detector.predict(data.features(data.shadow)).is_anomaly.mean())
+    )
     return ModelMetrics(detector.holdout_loss(X), float(detector.predict(X).is_anomaly.mean()), recall)
 
 
@@ -184,40 +171,33 @@ def retrain(
         if len(report.quarantined):
             save_quarantine(lake, dataset, run_id, window, report)
     if not report.passed:
-        path = write_report(settings, dataset, run_id, "validation.json", report.gx_result)
-        first = "; ".join(str(f) for f in report.batch_failures[:2])
-        message = f"window {dataset} to {as_of} failed validation ({first}); GX result: {path}"
-        raise ValidationFailedError(message, report.summary())
+        saved = write_report(settings, dataset, run_id, "validation.json", report.gx_result)
+        stop(report, f"window {dataset} to {as_of}", saved)
     clean = window.drop(index=report.quarantined.index)
-    split = holdout_split(clean, cfg.holdout_days, settings.detector.seed)
+    data = TrainingData(
+        holdout_split(clean, cfg.holdout_days, settings.detector.seed), shadow, contract.names
+    )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):
-        candidate = train_candidate(split, contract.names, settings.detector, warm)
+        candidate = train_candidate(data, settings.detector, warm)
     with clock("evaluation"):
-        cand_metrics = measure(candidate, split.evaluation, shadow, contract.names)
-        champ_metrics = (
-            None if champion is None else measure(champion.detector, split.evaluation, shadow, contract.names)
-        )
+        cand_metrics = measure(candidate, data)
+        champ_metrics = None if champion is None else measure(champion.detector, data)
         decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
+        split = data.split
         rows = {
             "window": len(window) + n_alerted,
             "alerted_dropped": n_alerted,
             "quarantined": len(report.quarantined),
+        }
+        rows |= {
             "train": len(split.train),
             "calibration": len(split.calibration),
             "evaluation": len(split.evaluation),
         }
-        window_info = {
-            "dataset": dataset,
-            "as_of": as_of,
-            "window_days": window_days,
-            "start": start,
-            "rows": rows,
-        }
-        record = candidate_record(
-            candidate, clean, contract.names, decision, report, split, shadow, window_info,
-            cand_metrics, champ_metrics, settings,
-        )  # fmt: skip
+        summary = WindowSummary(dataset, as_of, window_days, start, rows)
+        comparison = Comparison(cand_metrics, champ_metrics, decision)
+        record = candidate_record(candidate, data, comparison, report, summary, settings)
     expected = None if champion is None else champion.version
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
@@ -261,23 +241,6 @@ def contract_for(window: pd.DataFrame, champion: LoadedVersion | None, settings:
     return DataContract.derive(window, settings.retrain.contract.range_tolerance, features)
 
 
-def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSplit:
-    """Older days train; the newest `holdout_days` days are halved (seeded) into calibration and evaluation.
-
-    Raises:
-        InputError: the window does not span more days than the holdout.
-    """
-    days = np.sort(rows["_date"].unique())
-    if len(days) <= holdout_days:
-        raise InputError(f"window spans {len(days)} day(s); need more than the {holdout_days} holdout day(s)")
-    newest = rows["_date"] >= days[-holdout_days]
-    holdout = rows.loc[newest]
-    order = np.random.default_rng(seed).permutation(len(holdout))
-    half = len(holdout) // 2
-    calib, evaluation = holdout.iloc[np.sort(order[:half])], holdout.iloc[np.sort(order[half:])]
-    return HoldoutSplit(rows.loc[~newest], calib, evaluation)
-
-
 def warm_start_source(
     champion: LoadedVersion | None, names: tuple[str, ...], config: DetectorConfig
 ) -> tuple[VAEDetector | None, str]:
@@ -291,55 +254,11 @@ def warm_start_source(
     return champion.detector, f"warm start from v{champion.version}"
 
 
-def window_hash(rows: pd.DataFrame, names: tuple[str, ...]) -> str:
-    """Content hash of the rows a candidate saw (features and row identity)."""
-    hashed = pd.util.hash_pandas_object(rows[[*names, "_source", "_row"]], index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
-
-
-def candidate_record(
-    candidate: VAEDetector,
-    clean: pd.DataFrame,
-    names: tuple[str, ...],
-    decision: Decision,
-    report: ValidationReport,
-    split: HoldoutSplit,
-    shadow: pd.DataFrame | None,
-    window: dict[str, Any],
-    cand: ModelMetrics,
-    champ: ModelMetrics | None,
-    settings: Settings,
-) -> CandidateRecord:
-    """Everything the registry logs about a candidate."""
-    metrics = {f"candidate_{k}": v for k, v in asdict(cand).items() if v is not None}
-    metrics |= {f"champion_{k}": v for k, v in (asdict(champ) if champ else {}).items() if v is not None}
-    metrics |= {"candidate_threshold": candidate.threshold_, "candidate_alpha": candidate.alpha_}
-    metrics |= {f"rows_{k}": float(v) for k, v in window["rows"].items()}
-    window = {**window, "as_of": window["as_of"].isoformat(), "hash": window_hash(clean, names)}
-    params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
-    params |= {"dataset": window["dataset"], "as_of": window["as_of"], "window_days": window["window_days"]}
-    params |= {"gates." + k: v for k, v in settings.retrain.gates.model_dump().items()}
-    shadow_scores = None if shadow is None else candidate.score(shadow[list(names)])
-    contract = DataContract.derive(clean, settings.retrain.contract.range_tolerance, names)
-    figure = score_distribution(
-        candidate.score(split.evaluation[list(names)]), candidate.threshold_, shadow_scores
-    )
-    return CandidateRecord(
-        detector=candidate,
-        contract=contract,
-        decision=decision,
-        params=params,
-        metrics=metrics,
-        tags={"dataset": window["dataset"], "start": window["start"], "window_hash": window["hash"]},
-        input_example=split.evaluation[list(names)].head(5),
-        texts={
-            "window.json": json.dumps(window, indent=2),
-            "contract.json": contract.model_dump_json(indent=2),
-            "validation.json": json.dumps(report.gx_result, default=str),
-            "gate_report.json": json.dumps([asdict(g) for g in decision.gates], indent=2),
-        },
-        figures={"score_distribution.png": figure},
-    )
+def stop(report: ValidationReport, window: str, saved: Path) -> NoReturn:
+    """End the run on a failed window: a one-line reason, with the full summary attached."""
+    first = "; ".join(str(f) for f in report.batch_failures[:2])
+    message = f"{window} failed validation ({first}); GX result: {saved}"
+    raise ValidationFailedError(message, report.summary())
 
 
 def write_report(settings: Settings, dataset: str, run_id: str, name: str, content: dict[str, Any]) -> Path:
@@ -348,10 +267,3 @@ def write_report(settings: Settings, dataset: str, run_id: str, name: str, conte
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2, default=str))
     return path
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in tree.items():
-        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-    return out

@@ -1,0 +1,147 @@
+"""What a retraining candidate is made of: its training data split by time, and its record for the registry.
+
+Example:
+    >>> data = TrainingData(holdout_split(clean_rows, holdout_days=1, seed=0), shadow=None, names=cols)
+    >>> record = candidate_record(detector, data, comparison, report, summary, settings)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flows.plots import score_distribution
+from flows.registry import CandidateRecord
+from flows.settings import Settings
+from vae import InputError, VAEDetector
+from validation.checks import ValidationReport
+from validation.contracts import DataContract
+from validation.gates import Decision, ModelMetrics
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """Training rows (older days) and the newest days, halved into calibration and evaluation rows."""
+
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    evaluation: pd.DataFrame
+
+
+def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSplit:
+    """Older days train; the newest `holdout_days` days are halved (seeded) into calibration and evaluation.
+
+    Raises:
+        InputError: the window does not span more days than the holdout.
+    """
+    days = np.sort(rows["_date"].unique())
+    if len(days) <= holdout_days:
+        raise InputError(f"window spans {len(days)} day(s); need more than the {holdout_days} holdout day(s)")
+    newest = rows["_date"] >= days[-holdout_days]
+    holdout = rows.loc[newest]
+    order = np.random.default_rng(seed).permutation(len(holdout))
+    half = len(holdout) // 2
+    calib, evaluation = holdout.iloc[np.sort(order[:half])], holdout.iloc[np.sort(order[half:])]
+    return HoldoutSplit(rows.loc[~newest], calib, evaluation)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """A candidate's rows: the time split of the clean window, known anomalies, and the feature columns."""
+
+    split: HoldoutSplit
+    shadow: pd.DataFrame | None
+    names: tuple[str, ...]
+
+    def features(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns of `frame`, in contract order."""
+        return frame[list(self.names)]
+
+    @property
+    def clean(self) -> pd.DataFrame:
+        """Every row the candidate saw (train, calibration, evaluation)."""
+        return pd.concat([self.split.train, self.split.calibration, self.split.evaluation])
+
+    def content_hash(self) -> str:
+        """sha256 of the rows the candidate saw (features and row identity)."""
+        hashed = pd.util.hash_pandas_object(self.clean[[*self.names, "_source", "_row"]], index=False)
+        return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and champion measured on the same holdout, and the gates' decision."""
+
+    candidate: ModelMetrics
+    champion: ModelMetrics | None
+    decision: Decision
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metrics, prefixed candidate_ / champion_."""
+        out = {f"candidate_{k}": v for k, v in asdict(self.candidate).items() if v is not None}
+        champion = asdict(self.champion) if self.champion else {}
+        return out | {f"champion_{k}": v for k, v in champion.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """Which window a candidate was trained on, how it started, and where the rows went."""
+
+    dataset: str
+    as_of: date
+    window_days: int
+    start: str
+    rows: dict[str, int]
+
+
+def candidate_record(
+    candidate: VAEDetector,
+    data: TrainingData,
+    comparison: Comparison,
+    report: ValidationReport,
+    window: WindowSummary,
+    settings: Settings,
+) -> CandidateRecord:
+    """Everything the registry logs about a candidate, including the contract derived from its rows."""
+    contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
+    metrics = comparison.metrics() | {
+        "candidate_threshold": candidate.threshold_,
+        "candidate_alpha": candidate.alpha_,
+    }
+    metrics |= {f"rows_{k}": float(v) for k, v in window.rows.items()}
+    summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.content_hash()}
+    params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
+    params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
+    params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
+    evaluation = data.features(data.split.evaluation)
+    shadow_scores = None if data.shadow is None else candidate.score(data.features(data.shadow))
+    figure = score_distribution(candidate.score(evaluation), candidate.threshold_, shadow_scores)
+    return CandidateRecord(
+        detector=candidate,
+        contract=contract,
+        decision=comparison.decision,
+        params=params,
+        metrics=metrics,
+        tags={"dataset": window.dataset, "start": window.start, "window_hash": summary["hash"]},
+        input_example=evaluation.head(5),
+        texts={
+            "window.json": json.dumps(summary, indent=2),
+            "contract.json": contract.model_dump_json(indent=2),
+            "validation.json": json.dumps(report.gx_result, default=str),
+            "gate_report.json": json.dumps([asdict(g) for g in comparison.decision.gates], indent=2),
+        },
+        figures={"score_distribution.png": figure},
+    )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        out |= _flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+    return out
