@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from flows.errors import PromotionConflictError, RegistryError
 from flows.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, DetectorModel
 from vae import VAEDetector
+from vae.training import EpochStats
 from validation.contracts import DataContract
 from validation.gates import Decision
 
@@ -109,8 +112,7 @@ class Registry:
         with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_name) as run:
             mlflow.log_params(record.params)
             mlflow.set_tags(record.tags)
-            for stats in record.detector.history_:
-                mlflow.log_metrics(_epoch_metrics(stats), step=stats.epoch)
+            self.client.log_batch(run.info.run_id, metrics=_epoch_metrics(record.detector.history_))
             mlflow.log_metrics(record.metrics)
             for name, text in record.texts.items():
                 mlflow.log_text(text, name)
@@ -207,9 +209,11 @@ class Registry:
         return {"version": version, "run_id": mv.run_id, "threshold": metrics.get("candidate_threshold")}
 
 
-def _epoch_metrics(stats: Any) -> dict[str, float]:
+def _epoch_metrics(history: tuple[EpochStats, ...]) -> list[Metric]:
+    """The training history as metrics epoch_loss, epoch_kl, ... with the epoch as step (one batch write)."""
+    now = int(time.time() * 1000)
     names = ("loss", "reconstruction", "kl", "beta", "val_loss", "active_units")
-    return {f"epoch_{n}": float(getattr(stats, n)) for n in names}
+    return [Metric(f"epoch_{n}", float(getattr(s, n)), now, s.epoch) for s in history for n in names]
 
 
 def _verdict(passed: bool) -> str:
