@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,7 @@ def candidate_record(
     report: ValidationReport,
     window: WindowSummary,
     settings: Settings,
+    exports: dict[str, Path],
 ) -> CandidateRecord:
     """Everything the registry logs about a candidate, including the contract derived from its rows."""
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
@@ -137,6 +139,7 @@ def candidate_record(
             "gate_report.json": json.dumps([asdict(g) for g in comparison.decision.gates], indent=2),
         },
         figures={"score_distribution.png": figure},
+        files={f"export/{path.name}": path for path in exports.values()},
     )
 
 

@@ -221,6 +221,102 @@ def status(
 
 
 @app.command()
+def score(
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset folder in the lake (default: settings).")
+    ] = None,
+    day: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Partition to score (default: newest)."),
+    ] = None,
+) -> None:
+    """Score one day of lake partitions with the champion; write scores and alerts back to the lake.
+
+    Scores go to DATASET/_scores/date=DAY/, flagged rows to DATASET/_alerts/date=DAY/ (retrain leaves
+    them out of training). Raw partitions are not modified; a day already scored by the same version is
+    refused rather than overwritten.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.score import score as score_flow
+
+        with console.status("scoring..."):
+            outcome = score_flow(settings=settings, dataset=dataset, day=day.date() if day else None)
+        console.print(
+            f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
+            f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",
+            highlight=False,
+        )
+
+    _guard(run)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default: settings.serve.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings.serve.port).")] = None,
+) -> None:
+    """Serve the champion over HTTP (FastAPI); follows the champion alias as it moves.
+
+    POST /score takes {"records": [...]}, {"columns": {...}}, or MLflow's {"dataframe_split": ...} and
+    {"dataframe_records": [...]}; ?explain=true adds per-feature reconstruction contributions. Also
+    GET /health, /ready, /metadata, /metrics (Prometheus) and /docs. A bearer token is required when
+    SENTINEL_SERVE__TOKEN is set.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+    import uvicorn
+
+    from flows.serve import create_app
+
+    cfg = settings.serve
+    uvicorn.run(create_app(settings), host=host or cfg.host, port=port or cfg.port, log_level="warning")
+
+
+@app.command()
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.")] = "onnx",
+    out: Annotated[Path, typer.Option(help="File to write.")] = Path("model.onnx"),
+    version: Annotated[str | None, typer.Option(help="Registered version (default: the champion).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset whose newest day checks parity.")] = None,
+) -> None:
+    """Export a registered detector (preprocessing, scoring and threshold included) to ONNX or TorchScript.
+
+    The artifact is written only if its scores match the detector's on the dataset's newest day (largest
+    difference relative to the score scale <= retrain.gates.export_parity_tolerance); it is then also
+    logged with the version's MLflow run, under export/.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.lake import Lake, open_store
+        from flows.retrain import registry_of
+
+        registry = registry_of(settings)
+        chosen = version or registry.alias_version("champion")
+        if chosen is None:
+            raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
+        loaded = registry.load_version(chosen)
+        lake = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
+        name = dataset or settings.retrain.dataset
+        rows = lake.read_window(name, lake.days(name)[-1], 1) if lake.days(name) else None
+        if rows is None:
+            raise SentinelError(f"no partitions of {name!r} in {lake.store.uri} to check parity on")
+        tolerance = settings.retrain.gates.export_parity_tolerance
+        report = loaded.detector.export(out, fmt, rows[list(loaded.contract.names)], tolerance)
+        registry.log_export(chosen, report.path)
+        console.print(
+            f"wrote {report.path} ({fmt}, version {chosen}): max |score diff| {report.max_abs_diff:.3g} on "
+            f"{report.n_rows:,} rows, {report.relative_diff:.2g} of the score scale (allowed {tolerance:g})"
+        )
+
+    _guard(run)
+
+
+@app.command()
 def evaluate(
     seed: int = typer.Option(None, help="Seed of the split and detectors (default: settings)."),
 ) -> None:

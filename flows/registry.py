@@ -60,6 +60,7 @@ class CandidateRecord:
     input_example: pd.DataFrame
     texts: dict[str, str] = field(default_factory=dict)  # artifact file name -> content
     figures: dict[str, Figure] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # artifact path -> local file
 
 
 class Registry:
@@ -118,6 +119,8 @@ class Registry:
                 mlflow.log_text(text, name)
             for name, fig in record.figures.items():
                 mlflow.log_figure(fig, name)
+            for name, path in record.files.items():
+                mlflow.log_artifact(str(path), str(Path(name).parent))
             info = self._log_model(record, Path(tmp))
         version = str(info.registered_model_version)
         self._tag_version(version, record.decision)
@@ -147,6 +150,11 @@ class Registry:
         report = json.dumps([asdict(g) for g in decision.gates])
         self.client.set_model_version_tag(self.model_name, version, "gate_report", report)
         self.client.set_model_version_tag(self.model_name, version, "promoted", "false")
+
+    def log_export(self, version: str, path: Path) -> None:
+        """Attach an exported artifact to the run of a registered version (under export/)."""
+        run_id = self.client.get_model_version(self.model_name, version).run_id
+        self.client.log_artifact(run_id, str(path), "export")
 
     def promote(self, version: str, expected_champion: str | None) -> None:
         """Make `version` the champion, if the champion is still `expected_champion` (compare-and-set).

@@ -12,18 +12,19 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.candidate import Comparison, TrainingData, WindowSummary, candidate_record, holdout_split
@@ -31,7 +32,8 @@ from flows.errors import StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
 from flows.registry import CandidateRecord, LoadedVersion, Registry
 from flows.settings import Settings
-from vae import DetectorConfig, VAEDetector
+from vae import DetectorConfig, ExportError, VAEDetector
+from vae.export import SUFFIX
 from validation.checks import ValidationReport, validate_frame
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
@@ -101,6 +103,24 @@ def train_candidate(data: TrainingData, config: DetectorConfig, warm: VAEDetecto
     """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
     train, calibration = data.features(data.split.train), data.features(data.split.calibration)
     return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm)
+
+
+@task(**PURE)
+def export_candidate(
+    candidate: VAEDetector, data: TrainingData, folder: Path
+) -> tuple[dict[str, Path], float]:
+    """ONNX and TorchScript artifacts, checked on evaluation rows; the worst parity (inf if one failed)."""
+    files, worst = {}, 0.0
+    for fmt, suffix in SUFFIX.items():
+        try:
+            report = candidate.export(folder / f"model{suffix}", fmt, data.features(data.split.evaluation))
+        except ExportError as exc:
+            get_run_logger().warning(str(exc))
+            worst = math.inf
+            continue
+        files[fmt] = report.path
+        worst = max(worst, report.relative_diff)
+    return files, worst
 
 
 @task(**IO)
@@ -180,8 +200,10 @@ def retrain(
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):
         candidate = train_candidate(data, settings.detector, warm)
+    with clock("export"):
+        exports, parity = export_candidate(candidate, data, settings.home / "exports" / run_id)
     with clock("evaluation"):
-        cand_metrics = measure(candidate, data)
+        cand_metrics = replace(measure(candidate, data), export_parity=parity)
         champ_metrics = None if champion is None else measure(champion.detector, data)
         decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
         split = data.split
@@ -197,7 +219,7 @@ def retrain(
         }
         summary = WindowSummary(dataset, as_of, window_days, start, rows)
         comparison = Comparison(cand_metrics, champ_metrics, decision)
-        record = candidate_record(candidate, data, comparison, report, summary, settings)
+        record = candidate_record(candidate, data, comparison, report, summary, settings, exports)
     expected = None if champion is None else champion.version
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +79,17 @@ class RetrainSettings(BaseModel):
     gates: GateBounds = GateBounds()
 
 
+class ServeSettings(BaseModel):
+    """The scoring service."""
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, description="Port to listen on.")
+    token: SecretStr | None = Field(None, description="Bearer token required on /score and /metadata.")
+    max_rows: int = Field(100_000, ge=1, description="Most rows in one /score request (413 above).")
+    max_body_bytes: int = Field(64 * 2**20, ge=1, description="Largest request body (413 above).")
+    poll_seconds: float = Field(10.0, gt=0, description="How often the champion alias is checked.")
+
+
 class Settings(BaseSettings):
     """Configuration of every part of VAE Sentinel."""
 
@@ -94,6 +105,8 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
+    serve: ServeSettings = ServeSettings()
+    score_chunk_rows: int = Field(50_000, ge=1, description="Rows per parallel chunk of batch scoring.")
     prefect_api_url: str | None = Field(
         None, description="Prefect server API; default: a temporary local one."
     )

@@ -12,6 +12,7 @@ from vae.config import DetectorConfig, ModelConfig, ScoreConfig, TrainConfig
 from vae.detector import Prediction, VAEDetector
 from vae.errors import (
     CalibrationError,
+    ExportError,
     InputError,
     ModelFileError,
     NotFittedError,
@@ -23,6 +24,7 @@ from vae.timeseries import ema, to_time_steps, windows
 __all__ = [
     "CalibrationError",
     "DetectorConfig",
+    "ExportError",
     "InputError",
     "ModelConfig",
     "ModelFileError",

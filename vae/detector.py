@@ -22,6 +22,7 @@ from vae import persistence
 from vae.calibration import conformal_pvalues, conformal_threshold, gaussian_tail_threshold
 from vae.config import DetectorConfig
 from vae.errors import InputError, NotFittedError
+from vae.export import SUFFIX, ExportReport, export_detector
 from vae.mixing import auto_alpha, tune_alpha
 from vae.model import VAE
 from vae.prefilter import PrefilterReport, drop_outliers
@@ -208,6 +209,22 @@ class VAEDetector:
             loss += float(np.log(pre.scale.astype(np.float64)).sum())
         return loss
 
+    def feature_contributions(self, X: Any) -> pd.DataFrame:
+        """Each feature's share of the reconstruction term per row (n_samples, n_features): where to look.
+
+        Entry (i, j) is feature j's weighted squared reconstruction error; a row's entries sum to its raw
+        reconstruction term.
+        """
+        pre, _, scorer = self._fitted()
+
+        def parts(x: torch.Tensor) -> torch.Tensor:
+            diff = x - scorer.decode(scorer.encode(x)[0])
+            return diff * diff * scorer.recon_weight
+
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        names = list(pre.columns or (f"x{i}" for i in range(pre.n_features)))
+        return pd.DataFrame(self._run(X, parts, pre.n_features), columns=names, index=index)
+
     # ---------------------------------------------------------- thresholds
     @property
     def alpha_(self) -> float:
@@ -263,6 +280,16 @@ class VAEDetector:
         return Prediction(
             scores, scores > threshold, threshold, conformal_pvalues(self.calibration_scores_, scores)
         )
+
+    def export(self, path: str | Path, fmt: str, X_check: Any, tolerance: float = 1e-5) -> ExportReport:
+        """Write an ONNX or TorchScript artifact (score and flag from raw rows) after a parity check.
+
+        Raises:
+            ExportError: export failed or the artifact scores differently (nothing is written).
+        """
+        if fmt not in SUFFIX:
+            raise InputError(f"unknown export format {fmt!r}; choose one of {sorted(SUFFIX)}")
+        return export_detector(self, path, fmt, X_check, tolerance)  # type: ignore[arg-type]
 
     # --------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:

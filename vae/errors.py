@@ -23,3 +23,7 @@ class CalibrationError(SentinelError, ValueError):
 
 class ModelFileError(SentinelError, ValueError):
     """A saved detector is missing, corrupt, or of an unknown format version."""
+
+
+class ExportError(SentinelError, RuntimeError):
+    """An export failed, or the exported artifact does not score like the detector."""

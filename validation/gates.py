@@ -7,6 +7,8 @@ Gates, each with its value, bound and verdict in the report:
 2. ``alert_rate``: candidate alert rate on holdout normal rows in [target_fpr * lower, target_fpr * upper].
 3. ``recall`` (only with a shadow set of known anomalies): candidate recall at its threshold >= champion
    recall - tolerance.
+4. ``export_parity`` (when the candidate was exported): the exported artifacts' largest score difference
+   from the detector, relative to the score scale, <= tolerance (inf when an export failed).
 
 First run (no champion): there is nothing to compare with, so ``loss`` and ``recall`` pass with no bound
 and say so; ``alert_rate`` is absolute and still applies. A first candidate is promoted when it is
@@ -34,6 +36,9 @@ class GateBounds(BaseModel):
     alert_rate_lower: float = Field(0.25, ge=0, description="Lowest alert rate, as a multiple of target_fpr.")
     alert_rate_upper: float = Field(2.5, ge=1, description="Highest alert rate, as a multiple of target_fpr.")
     recall_tolerance: float = Field(0.05, ge=0, le=1, description="Allowed absolute recall drop.")
+    export_parity_tolerance: float = Field(
+        1e-5, gt=0, description="Largest |exported - detector score| / score scale on holdout rows."
+    )
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,13 @@ class ModelMetrics:
         holdout_loss: mean negative ELBO per holdout normal row (lower is better).
         alert_rate: share of holdout normal rows flagged.
         recall: share of shadow anomalies flagged, when a shadow set is configured.
+        export_parity: worst relative score difference of the exported artifacts, when exported.
     """
 
     holdout_loss: float
     alert_rate: float
     recall: float | None = None
+    export_parity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -116,14 +123,28 @@ def recall_gate(candidate: ModelMetrics, champion: ModelMetrics | None, toleranc
     )
 
 
+def parity_gate(candidate: ModelMetrics, tolerance: float) -> GateResult:
+    """Exported artifacts score like the detector, within a relative tolerance."""
+    if candidate.export_parity is None:
+        raise ValueError("parity_gate needs the candidate's export parity")
+    value = candidate.export_parity
+    passed = value <= tolerance
+    verdict = "within" if passed else "above"
+    return GateResult(
+        "export_parity", value, tolerance, passed, f"export parity {value:.3g} {verdict} {tolerance:g}"
+    )
+
+
 def promotion_decision(
     candidate: ModelMetrics, champion: ModelMetrics | None, bounds: GateBounds, target_fpr: float
 ) -> Decision:
-    """Run every applicable gate; the recall gate runs only when the candidate has a shadow recall."""
+    """Run every applicable gate; recall and export_parity run only when the candidate has them."""
     gates = [
         loss_gate(candidate, champion, bounds.loss_tolerance),
         alert_rate_gate(candidate, target_fpr, bounds.alert_rate_lower, bounds.alert_rate_upper),
     ]
     if candidate.recall is not None:
         gates.append(recall_gate(candidate, champion, bounds.recall_tolerance))
+    if candidate.export_parity is not None:
+        gates.append(parity_gate(candidate, bounds.export_parity_tolerance))
     return Decision(tuple(gates))

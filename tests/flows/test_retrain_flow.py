@@ -44,7 +44,7 @@ def test_first_run_promotes_and_logs_everything(seeded):
     outcome = retrain(settings=settings, as_of=dates[-4])
     assert outcome.promoted and outcome.version == "1" and outcome.start.startswith("cold start")
     assert outcome.rows["alerted_dropped"] == 3
-    assert [g.name for g in outcome.decision.gates] == ["loss", "alert_rate", "recall"]
+    assert [g.name for g in outcome.decision.gates] == ["loss", "alert_rate", "recall", "export_parity"]
     assert outcome.decision.gates[0].bound is None  # first run: nothing to compare with
 
     registry = registry_of(settings)
@@ -56,7 +56,15 @@ def test_first_run_promotes_and_logs_everything(seeded):
     )
     assert run.data.params["as_of"] == dates[-4].isoformat() and len(run.data.tags["window_hash"]) == 64
     artifacts = {a.path for a in client.list_artifacts(outcome.run_id)}
-    assert {"contract.json", "validation.json", "gate_report.json", "score_distribution.png"} <= artifacts
+    assert {
+        "contract.json",
+        "validation.json",
+        "gate_report.json",
+        "score_distribution.png",
+        "export",
+    } <= artifacts
+    exported = {a.path for a in client.list_artifacts(outcome.run_id, "export")}
+    assert exported == {"export/model.onnx", "export/model.pt"}
     version = client.get_model_version("vae-sentinel", "1")
     assert version.tags["gate.loss"] == "pass" and version.tags["promoted"] == "true"
     assert registry.champion().contract.names == tuple(f"s{i:02d}" for i in range(1, 7))

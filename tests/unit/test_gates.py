@@ -62,3 +62,12 @@ def test_without_a_shadow_set_there_is_no_recall_gate():
 def test_every_failing_gate_is_a_reason():
     decision = _decide(ModelMetrics(2.0, 0.2, 0.1), ModelMetrics(1.0, 0.01, 0.9))
     assert not decision.promote and len(decision.reasons) == 3
+
+
+@pytest.mark.parametrize(
+    ("parity", "passes"), [(0.0, True), (1e-5, True), (2e-5, False), (float("inf"), False)]
+)
+def test_export_parity_gate(parity, passes):
+    decision = _decide(ModelMetrics(1.0, 0.01, export_parity=parity))
+    assert decision.gates[-1].name == "export_parity" and decision.gates[-1].passed is passes
+    assert decision.promote is passes

@@ -1,0 +1,180 @@
+"""The scoring service over real HTTP (uvicorn on 127.0.0.1): endpoints, errors, auth, alias swap."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from flows.demo import demo_data, seed_lake
+from flows.lake import Lake, open_store
+from flows.retrain import registry_of, retrain
+from flows.serve import create_app
+from tests.flows.conftest import TODAY, fast_settings
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
+TOKEN = "s3cret"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, prefect_harness):
+    """A registry with champion v1 and a refused v2, the lake's newest day, and a running service."""
+    home = tmp_path_factory.mktemp("serve") / "home"
+    base = fast_settings(home)
+    settings = base.model_copy(
+        update={
+            "serve": base.serve.model_copy(
+                update={"token": SecretStr(TOKEN), "poll_seconds": 0.2, "max_rows": 500}
+            )
+        }
+    )
+    lake = Lake(open_store(settings.lake_root()))
+    dates = seed_lake(lake, demo_data(settings), "mammography", 10, TODAY, seed=0)
+    retrain(settings=settings, as_of=dates[-4])
+    strict = settings.retrain.gates.model_copy(update={"alert_rate_lower": 3.0, "alert_rate_upper": 4.0})
+    retrain(
+        settings=settings.model_copy(
+            update={"retrain": settings.retrain.model_copy(update={"gates": strict})}
+        ),
+        as_of=dates[-3],
+    )
+    rows = lake.read_window("mammography", dates[-1], 1).filter(like="s0")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"})
+    for _ in range(100):
+        try:
+            if client.get("/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    yield settings, rows, client
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_health_ready_and_metadata(stack):
+    settings, rows, client = stack
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/ready").json()["version"] == "1"
+    meta = client.get("/metadata").json()
+    assert meta["version"] == "1" and meta["columns"] == list(rows.columns) and meta["target_fpr"] == 0.01
+
+
+@pytest.mark.parametrize("layout", ["records", "columns", "dataframe_split", "dataframe_records"])
+def test_every_layout_scores_like_the_champion(stack, layout):
+    settings, rows, client = stack
+    part = rows.head(20)
+    body = {
+        "records": {"records": part.to_dict("records")},
+        "columns": {"columns": part.to_dict("list")},
+        "dataframe_split": {"dataframe_split": part.to_dict("split") | {"index": None}},
+        "dataframe_records": {"dataframe_records": part.to_dict("records")},
+    }[layout]
+    reply = client.post("/score", json=body)
+    assert reply.status_code == 200, reply.text
+    out = reply.json()
+    champion = registry_of(settings).champion().detector
+    expected = champion.predict(part)
+    assert out["version"] == "1" and out["threshold"] == pytest.approx(champion.threshold_)
+    np.testing.assert_allclose([r["score"] for r in out["results"]], expected.score, rtol=1e-6)
+    assert [r["is_anomaly"] for r in out["results"]] == list(expected.is_anomaly)
+
+
+def test_explain_gives_per_feature_contributions(stack):
+    _, rows, client = stack
+    out = client.post("/score?explain=true", json={"records": rows.head(3).to_dict("records")}).json()
+    first = out["results"][0]
+    assert set(first["contributions"]) == set(rows.columns)
+    assert first["reconstruction"] == pytest.approx(sum(first["contributions"].values()))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"records": [{"s01": 1.0}]}, 422, "missing column"),
+        ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": "x"}]}, 422, "non-numeric"),
+        ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": None}]}, 422, "NaN"),
+        ({"records": []}, 422, "exactly one"),
+        ({"records": [{"s01": 1.0}], "columns": {"s01": [1.0]}}, 422, "exactly one"),
+    ],
+    ids=["wrong-columns", "wrong-type", "nan", "empty", "two-layouts"],
+)
+def test_bad_input_is_a_clear_4xx(stack, body, status, message):
+    reply = stack[2].post("/score", json=body)
+    assert reply.status_code == status and message in reply.json()["detail"]
+
+
+def test_oversized_payloads_are_refused(stack):
+    _, rows, client = stack
+    reply = client.post("/score", json={"columns": rows.head(501).to_dict("list")})
+    assert reply.status_code == 413 and "limit is 500" in reply.json()["detail"]
+
+
+def test_auth_is_required_when_a_token_is_set(stack):
+    _, rows, client = stack
+    bare = httpx.Client(base_url=client.base_url)
+    assert bare.post("/score", json={"records": rows.head(1).to_dict("records")}).status_code == 401
+    wrong = bare.get("/metadata", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert bare.get("/health").status_code == 200
+
+
+def test_metrics_count_requests_rows_and_alerts(stack):
+    _, rows, client = stack
+    client.post("/score", json={"records": rows.head(10).to_dict("records")})
+    samples = {
+        s.name: s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+    }
+    assert samples["sentinel_scored_rows_total"] >= 10 and samples["sentinel_score_requests_total"] >= 1
+    assert samples["sentinel_score_latency_seconds_count"] == samples["sentinel_score_requests_total"]
+
+
+def test_openapi_schema_is_published(stack):
+    schema = stack[2].get("/openapi.json").json()
+    assert {"/score", "/metadata", "/health", "/ready", "/metrics"} <= set(schema["paths"])
+
+
+def test_the_service_follows_the_alias_without_failing_requests(stack):
+    settings, rows, client = stack
+    body = {"records": rows.head(50).to_dict("records")}
+    versions, failures, stop = set(), [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            reply = client.post("/score", json=body)
+            if reply.status_code != 200:
+                failures.append(reply.status_code)
+            else:
+                versions.add(reply.json()["version"])
+
+    workers = [threading.Thread(target=hammer) for _ in range(2)]
+    for w in workers:
+        w.start()
+    registry = registry_of(settings)
+    registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")
+    deadline = time.time() + 20
+    while client.get("/metadata").json()["version"] != "2" and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    stop.set()
+    for w in workers:
+        w.join()
+    registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
+    assert failures == [] and versions == {"1", "2"}
