@@ -37,7 +37,8 @@ class ScoreRequest(BaseModel):
 
     def frame(self) -> pd.DataFrame:
         """The rows as a DataFrame (JSON nulls become NaN); InputError unless exactly one layout is given."""
-        return self._raw_frame().fillna(np.nan).infer_objects()
+        raw = self._raw_frame()
+        return raw.mask(raw.isna(), np.nan).infer_objects()
 
     def _raw_frame(self) -> pd.DataFrame:
         given = [

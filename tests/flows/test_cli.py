@@ -19,14 +19,24 @@ def _sentinel(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
 
 
 def test_help_explains_each_command(tmp_path):
     out = _sentinel("--help", tmp_path=tmp_path)
     assert out.returncode == 0 and "SENTINEL_" in out.stdout
-    for command in ("demo", "retrain", "schedule", "rollback", "status", "evaluate"):
+    for command in (
+        "demo",
+        "retrain",
+        "score",
+        "serve",
+        "export",
+        "schedule",
+        "rollback",
+        "status",
+        "evaluate",
+    ):
         assert command in out.stdout
     assert "gate" in _sentinel("retrain", "--help", tmp_path=tmp_path).stdout
 
@@ -45,6 +55,16 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     assert report["champion"]["version"] == "2" and report["previous"]["version"] == "1"
     assert [v["promoted"] for v in report["versions"]] == [True, True, False]
     assert not all(g["passed"] for g in report["versions"][2]["gates"].values())
+
+    env = {"SENTINEL_HOME": str(demo_home), "SENTINEL_RETRAIN__DATASET": "mammography"}
+    scored = _sentinel("score", tmp_path=tmp_path, **env)
+    assert scored.returncode == 0 and "rows scored by version 2" in scored.stdout, (
+        scored.stdout + scored.stderr
+    )
+    assert list((demo_home / "lake" / "mammography" / "_alerts").glob("date=*/alerts-v2.parquet"))
+    out = tmp_path / "champion.pt"
+    exported = _sentinel("export", "--format", "torchscript", "--out", str(out), tmp_path=tmp_path, **env)
+    assert exported.returncode == 0 and out.is_file() and "of the score scale" in exported.stdout
 
     back = _sentinel("rollback", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
     assert back.returncode == 0 and "champion is version 1 again (was 2)" in back.stdout
