@@ -19,7 +19,7 @@ import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows.registry import LoadedVersion, Registry
 from flows.retrain import registry_of
@@ -29,6 +29,8 @@ from vae.errors import InputError
 
 class ScoreRequest(BaseModel):
     """Rows to score, in one of four layouts (exactly one): ours or MLflow's serving formats."""
+
+    model_config = ConfigDict(extra="forbid")
 
     records: list[dict[str, Any]] | None = Field(None, description="One object per row.")
     columns: dict[str, list[Any]] | None = Field(None, description="Column name -> values.")
