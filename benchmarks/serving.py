@@ -215,6 +215,18 @@ def servers(demo_home: Path, workdir: Path, threads: int | None) -> Iterator[tup
 
 
 # ------------------------------------------------------------ measurement
+def wait_quiet(max_load: float, give_up_s: float = 25 * 60, every_s: float = 30) -> bool:
+    """Wait until the 1-minute load average is below `max_load`; False if it never was within `give_up_s`."""
+    started = time.perf_counter()
+    while (load := os.getloadavg()[0]) >= max_load:
+        if time.perf_counter() - started > give_up_s:
+            print(f"load {load:.2f} >= {max_load} after {give_up_s:.0f} s: measuring anyway", flush=True)
+            return False
+        print(f"load {load:.2f} >= {max_load}: waiting", flush=True)
+        time.sleep(every_s)
+    return True
+
+
 def split_body(rows: pd.DataFrame) -> bytes:
     """The MLflow `dataframe_split` JSON body of `rows` (both servers accept it)."""
     body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
@@ -367,14 +379,21 @@ def report(result: dict[str, Any], plan: Plan) -> str:
         return "met" if ok else "NOT met"
 
     load = result["load_before"]
+    limit = result.get("wait_quiet")
+    quiet = {
+        None: "",
+        True: f" (after waiting for it to drop below {limit})",
+        False: f" (it did not drop below {limit} within 25 min)",
+    }[result.get("quiet")]
     n = result["torch_threads"]
     threads = f"torch's default ({os.cpu_count()})" if n is None else f"OMP_NUM_THREADS={n} in both servers"
     lines = [
         "# serving benchmark: `sentinel serve` vs `mlflow models serve`, same registered model",
         "",
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}; 1-minute load average "
-        f"before the run {load[0]:.2f} (after: {result['load_after'][0]:.2f}). Model {MODEL_URI} of a "
-        f"fresh `sentinel demo` ({DATASET}, 6 features). Both servers: one uvicorn worker on loopback, "
+        f"{load[0]:.2f} when the measurement started{quiet}, {result['load_after'][0]:.2f} at the end. "
+        f"Model {MODEL_URI} of a "
+        f"`sentinel demo` run ({DATASET}, 6 features). Both servers: one uvicorn worker on loopback, "
         "sequential requests on one keep-alive httpx connection, the same `dataframe_split` bodies "
         f"(ours: POST /score, MLflow: POST /invocations), measured in {plan.rounds} alternating rounds. "
         f"Torch intra-op threads: {threads}.",
@@ -426,6 +445,12 @@ def main() -> None:
     parser.add_argument(
         "--torch-threads", type=int, help="OMP_NUM_THREADS for both servers (default: torch's own)."
     )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        metavar="LOAD",
+        help="Once the servers are up, wait (up to 25 min) for a 1-minute load average below LOAD.",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="Results folder.")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
@@ -439,9 +464,11 @@ def main() -> None:
         "plan": asdict(plan),
         "demo_home": str(demo_home),
         "torch_threads": args.torch_threads,
-        "load_before": os.getloadavg(),
     }
     with servers(demo_home, workdir, args.torch_threads) as pair:
+        if args.wait_quiet:
+            result["wait_quiet"], result["quiet"] = args.wait_quiet, wait_quiet(args.wait_quiet)
+        result["load_before"] = os.getloadavg()
         result.update(measure_servers(pair, rows, plan))
     if not args.skip_batch:
         result["batch_flow"] = measure_batch_flow(demo_home, args.torch_threads)

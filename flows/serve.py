@@ -9,6 +9,8 @@ Example:
 """
 
 import contextlib
+import logging
+import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +27,8 @@ from flows.registry import LoadedVersion, Registry
 from flows.retrain import registry_of
 from flows.settings import Settings
 from vae.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 class ScoreRequest(BaseModel):
@@ -94,11 +98,19 @@ class ModelHolder:
             self.current = self.registry.load_version(version)  # one reference assignment: atomic
             return True
 
+    def try_refresh(self) -> None:
+        """`refresh`, keeping the current model (and logging why) when the registry cannot be read."""
+        try:
+            self.refresh()
+        except Exception as exc:  # registry down, corrupt version: keep serving what we have
+            log.warning(
+                "champion refresh failed, still serving %s: %s", self.current and self.current.version, exc
+            )
+
     def follow(self, every_seconds: float, stop: threading.Event) -> None:
-        """Poll the alias until `stop` is set; errors keep the current model and are retried."""
+        """Poll the alias until `stop` is set."""
         while not stop.wait(every_seconds):
-            with contextlib.suppress(Exception):
-                self.refresh()
+            self.try_refresh()
 
 
 def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI:
@@ -110,8 +122,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        with contextlib.suppress(Exception):  # no champion yet: /ready says so, the poller keeps trying
-            holder.refresh()
+        holder.try_refresh()  # no champion yet: /ready says so, the poller keeps trying
         poller = threading.Thread(target=holder.follow, args=(cfg.poll_seconds, stop), daemon=True)
         poller.start()
         yield
@@ -122,7 +133,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
 
     def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
         token = cfg.token.get_secret_value() if cfg.token else None
-        if token and (creds is None or creds.credentials != token):
+        if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
     def model() -> LoadedVersion:
