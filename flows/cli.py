@@ -267,11 +267,13 @@ def serve(
     """
     settings = Settings()
     runtime.configure(settings)
+    import torch
     import uvicorn
 
     from flows.serve import create_app
 
     cfg = settings.serve
+    torch.set_num_threads(cfg.torch_threads)  # small per-request batches: threads only contend
     uvicorn.run(create_app(settings), host=host or cfg.host, port=port or cfg.port, log_level="warning")
 
 

@@ -88,6 +88,9 @@ class ServeSettings(BaseModel):
     max_rows: int = Field(100_000, ge=1, description="Most rows in one /score request (413 above).")
     max_body_bytes: int = Field(64 * 2**20, ge=1, description="Largest request body (413 above).")
     poll_seconds: float = Field(10.0, gt=0, description="How often the champion alias is checked.")
+    torch_threads: int = Field(
+        1, ge=1, description="Torch threads per server process; scale out with more processes instead."
+    )
 
 
 class Settings(BaseSettings):
