@@ -150,10 +150,11 @@ def report(
         f"Prefect server start (once per process): {server_start:.1f} s",
         "",
         "| run | rows | total s (incl. server start) | training s | outside training and server s |"
-        " lake I/O s | validation s | evaluation s | registry s | Prefect + other s | outside / floors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " lake I/O s | validation s | export s | evaluation s | registry s | Prefect + other s |"
+        " outside / floors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    steps = ("lake", "validation", "evaluation", "registry")
+    steps = ("lake", "validation", "export", "evaluation", "registry")
     for r in runs:
         outside = r["wall_s"] - r["training"]
         other = outside - sum(r[k] for k in steps)
