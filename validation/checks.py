@@ -59,11 +59,6 @@ class ValidationReport:
         """True when no batch-level expectation failed."""
         return not self.batch_failures
 
-    @property
-    def quarantined_fraction(self) -> float:
-        """Share of rows quarantined."""
-        return len(self.quarantined) / max(self.n_rows, 1)
-
     def summary(self) -> str:
         """Human-readable lines: each failed expectation, then a few offending rows."""
         lines = [f"{len(self.batch_failures)} batch-level expectation(s) failed on {self.n_rows} rows:"]
