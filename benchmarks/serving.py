@@ -386,7 +386,11 @@ def report(result: dict[str, Any], plan: Plan) -> str:
         False: f" (it did not drop below {limit} within 25 min)",
     }[result.get("quiet")]
     n = result["torch_threads"]
-    threads = f"torch's default ({os.cpu_count()})" if n is None else f"OMP_NUM_THREADS={n} in both servers"
+    threads = (
+        f"ours: serve.torch_threads (default 1); MLflow: torch's default ({os.cpu_count()})"
+        if n is None
+        else f"OMP_NUM_THREADS={n} in both servers"
+    )
     lines = [
         "# serving benchmark: `sentinel serve` vs `mlflow models serve`, same registered model",
         "",
