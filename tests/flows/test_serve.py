@@ -31,7 +31,12 @@ def stack(tmp_path_factory, prefect_harness):
     settings = base.model_copy(
         update={
             "serve": base.serve.model_copy(
-                update={"token": SecretStr(TOKEN), "poll_seconds": 0.2, "max_rows": 500}
+                update={
+                    "token": SecretStr(TOKEN),
+                    "poll_seconds": 0.2,
+                    "max_rows": 500,
+                    "max_body_bytes": 200_000,
+                }
             )
         }
     )
@@ -178,3 +183,20 @@ def test_the_service_follows_the_alias_without_failing_requests(stack):
         w.join()
     registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
     assert failures == [] and versions == {"1", "2"}
+
+
+def test_malformed_bodies_are_a_clear_422(stack):
+    client = stack[2]
+    broken = client.post("/score", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert broken.status_code == 422 and broken.json()["detail"].startswith("body is not valid JSON")
+    wrong = client.post("/score", json={"records": 5})
+    assert wrong.status_code == 422 and wrong.json()["detail"].startswith("records: ")
+    unknown = client.post("/score", json={"rows": []})
+    assert unknown.status_code == 422 and "rows" in unknown.json()["detail"]
+
+
+def test_the_body_size_limit_is_checked_before_parsing(stack):
+    settings, _, client = stack
+    too_big = b" " * (settings.serve.max_body_bytes + 1)
+    reply = client.post("/score", content=too_big, headers={"Content-Type": "application/json"})
+    assert reply.status_code == 413 and "exceeds the limit" in reply.json()["detail"]
