@@ -1,0 +1,113 @@
+"""Did the model's behaviour move? Score drift and alert volume, with verdicts that do not cry wolf.
+
+Large windows make any test significant, so a shift counts only when it is both significant and large
+enough to matter: the KS statistic (the largest gap between the two empirical CDFs, in [0, 1]) must reach
+a floor. Samples are capped for speed; by the Dvoretzky-Kiefer-Wolfowitz inequality a sample of n rows
+estimates its CDF within sqrt(ln(2/delta) / (2n)) everywhere with probability 1 - delta, which
+`ScoreDrift.error_bound` reports.
+
+Example:
+    >>> drift = score_drift(calibration_scores, window_scores, DriftPolicy(), seed=0)
+    >>> drift.drifted, drift.reason
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+
+
+class DriftPolicy(BaseModel):
+    """Thresholds of the behaviour checks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    p_value: float = Field(0.01, gt=0, lt=1, description="Significance of the two-sample KS test.")
+    ks_floor: float = Field(
+        0.1, gt=0, le=1, description="Smallest KS statistic that counts as drift, whatever the sample size."
+    )
+    alert_p_value: float = Field(0.001, gt=0, lt=1, description="Significance of the alert-volume test.")
+    max_sample: int = Field(50_000, ge=100, description="Rows sampled per side for the KS test.")
+    confidence: float = Field(0.99, gt=0, lt=1, description="Confidence of the reported CDF error bound.")
+
+
+@dataclass(frozen=True)
+class ScoreDrift:
+    """Scores of the window against the reference scores (e.g. the champion's calibration scores)."""
+
+    statistic: float
+    p_value: float
+    n_reference: int
+    n_current: int
+    error_bound: float  # largest CDF error from sampling, at the policy's confidence
+    drifted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class AlertVolume:
+    """The flagged share of a window against the target FPR (one-sided binomial test)."""
+
+    n_rows: int
+    n_alerts: int
+    rate: float
+    target_fpr: float
+    p_value: float
+    excessive: bool
+    reason: str
+
+
+def dkw_bound(n: int, confidence: float) -> float:
+    """Largest gap between a sample's empirical CDF and the true CDF, with probability `confidence`."""
+    return math.sqrt(math.log(2 / (1 - confidence)) / (2 * n))
+
+
+def _sample(values: np.ndarray, max_n: int, rng: np.random.Generator) -> np.ndarray:
+    return values if len(values) <= max_n else rng.choice(values, size=max_n, replace=False)
+
+
+def score_drift(reference: np.ndarray, current: np.ndarray, policy: DriftPolicy, seed: int = 0) -> ScoreDrift:
+    """Two-sample KS on (sampled) scores, significant *and* at least `policy.ks_floor` to count.
+
+    Raises:
+        ValueError: either side is empty or holds NaN.
+    """
+    ref, cur = np.asarray(reference, dtype=np.float64), np.asarray(current, dtype=np.float64)
+    if len(ref) == 0 or len(cur) == 0 or not (np.isfinite(ref).all() and np.isfinite(cur).all()):
+        raise ValueError("score drift needs non-empty, finite reference and current scores")
+    rng = np.random.default_rng(seed)
+    ref, cur = _sample(ref, policy.max_sample, rng), _sample(cur, policy.max_sample, rng)
+    result = stats.ks_2samp(ref, cur)
+    statistic, p_value = float(result.statistic), float(result.pvalue)
+    bound = dkw_bound(len(ref), policy.confidence) + dkw_bound(len(cur), policy.confidence)
+    drifted = p_value < policy.p_value and statistic >= policy.ks_floor
+    if drifted:
+        reason = f"scores moved: KS {statistic:.3f} >= floor {policy.ks_floor} (p={p_value:.2g})"
+    elif p_value < policy.p_value:
+        reason = (
+            f"scores shifted slightly: KS {statistic:.3f} below floor {policy.ks_floor} (p={p_value:.2g})"
+        )
+    else:
+        reason = f"scores stable: KS {statistic:.3f}, p={p_value:.2g}"
+    return ScoreDrift(statistic, p_value, len(ref), len(cur), bound, drifted, reason)
+
+
+def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> AlertVolume:
+    """Test whether the flagged share is significantly above the target FPR (too few is no alarm).
+
+    Raises:
+        ValueError: no rows.
+    """
+    flags = np.asarray(flags, dtype=bool)
+    if flags.size == 0:
+        raise ValueError("alert volume needs at least one row")
+    n, k = int(flags.size), int(flags.sum())
+    p_value = float(stats.binomtest(k, n, target_fpr, alternative="greater").pvalue)
+    excessive = p_value < policy.alert_p_value
+    verdict = "above" if excessive else "consistent with"
+    reason = f"{k} alerts in {n} rows ({k / n:.2%}) {verdict} target {target_fpr:.2%} (p={p_value:.2g})"
+    return AlertVolume(n, k, k / n, target_fpr, p_value, excessive, reason)
