@@ -1,22 +1,28 @@
-"""Did the model's behaviour move? Score drift and alert volume, with verdicts that do not cry wolf.
+"""Did the data or the model's behaviour move? Feature drift, score drift, alert volume; no crying wolf.
 
 Large windows make any test significant, so a shift counts only when it is both significant and large
-enough to matter: the KS statistic (the largest gap between the two empirical CDFs, in [0, 1]) must reach
-a floor. Samples are capped for speed; by the Dvoretzky-Kiefer-Wolfowitz inequality a sample of n rows
-estimates its CDF within sqrt(ln(2/delta) / (2n)) everywhere with probability 1 - delta, which
-`ScoreDrift.error_bound` reports.
+enough to matter. Features: Evidently's KS p-value *and* its normalized Wasserstein distance (the shift in
+units of the reference standard deviation) must both say so. Scores: the KS statistic (the largest gap
+between the two empirical CDFs, in [0, 1]) must reach a floor. Samples are capped for speed; by the
+Dvoretzky-Kiefer-Wolfowitz inequality a sample of n rows estimates its CDF within sqrt(ln(2/delta) / (2n))
+everywhere with probability 1 - delta, which `ScoreDrift.error_bound` reports.
 
 Example:
     >>> drift = score_drift(calibration_scores, window_scores, DriftPolicy(), seed=0)
     >>> drift.drifted, drift.reason
+    >>> feature_drift(reference_rows, window_rows, DriftPolicy()).drifted_columns
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import ValueDrift
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
@@ -32,6 +38,10 @@ class DriftPolicy(BaseModel):
     )
     alert_p_value: float = Field(0.001, gt=0, lt=1, description="Significance of the alert-volume test.")
     max_sample: int = Field(50_000, ge=100, description="Rows sampled per side for the KS test.")
+    effect_floor: float = Field(
+        0.05, gt=0, description="Smallest feature shift that counts, in reference standard deviations."
+    )
+    drift_share: float = Field(0.25, gt=0, le=1, description="Share of drifted features that is data drift.")
     confidence: float = Field(0.99, gt=0, lt=1, description="Confidence of the reported CDF error bound.")
 
 
@@ -59,6 +69,37 @@ class AlertVolume:
     p_value: float
     excessive: bool
     reason: str
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One feature: KS p-value, shift size in reference standard deviations, verdict."""
+
+    column: str
+    p_value: float
+    effect: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """Per-feature drift of a window against reference rows, and the overall verdict.
+
+    Attributes:
+        snapshot: the Evidently snapshot (`save_html`, `dict`), for the report people read.
+    """
+
+    columns: tuple[ColumnDrift, ...]
+    n_reference: int
+    n_current: int
+    drifted: bool
+    reason: str
+    snapshot: Any
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """Names of the features that moved."""
+        return [c.column for c in self.columns if c.drifted]
 
 
 def dkw_bound(n: int, confidence: float) -> float:
@@ -94,6 +135,47 @@ def score_drift(reference: np.ndarray, current: np.ndarray, policy: DriftPolicy,
     else:
         reason = f"scores stable: KS {statistic:.3f}, p={p_value:.2g}"
     return ScoreDrift(statistic, p_value, len(ref), len(cur), bound, drifted, reason)
+
+
+def feature_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy, seed: int = 0
+) -> FeatureDrift:
+    """Evidently KS and normalized Wasserstein per feature on (sampled) rows; drift needs both.
+
+    Raises:
+        ValueError: no rows on either side, or the current window lacks a reference column.
+    """
+    missing = [c for c in reference.columns if c not in current.columns]
+    if reference.empty or current.empty or missing:
+        raise ValueError(f"feature drift needs rows on both sides and every column; missing {missing}")
+    columns = [str(c) for c in reference.columns]
+    ref = reference.sample(min(len(reference), policy.max_sample), random_state=seed)
+    cur = current[columns].sample(min(len(current), policy.max_sample), random_state=seed)
+    definition = DataDefinition(numerical_columns=columns)
+    metrics = [ValueDrift(column=c, method=m) for c in columns for m in ("ks", "wasserstein")]
+    snapshot = Report(metrics).run(
+        reference_data=Dataset.from_pandas(ref, data_definition=definition),
+        current_data=Dataset.from_pandas(cur, data_definition=definition),
+    )
+    values = {
+        (m["config"]["column"], m["config"]["method"]): float(m["value"]) for m in snapshot.dict()["metrics"]
+    }
+    verdicts = tuple(
+        ColumnDrift(
+            c,
+            values[c, "ks"],
+            values[c, "wasserstein"],
+            values[c, "ks"] < policy.p_value and values[c, "wasserstein"] >= policy.effect_floor,
+        )
+        for c in columns
+    )
+    moved = [v.column for v in verdicts if v.drifted]
+    share = len(moved) / len(columns)
+    drifted = share >= policy.drift_share
+    verdict = "data drift" if drifted else "no data drift"
+    which = f": {', '.join(moved)}" if moved else ""
+    reason = f"{verdict}: {len(moved)} of {len(columns)} features moved ({share:.0%}){which}"
+    return FeatureDrift(verdicts, len(ref), len(cur), drifted, reason, snapshot)
 
 
 def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> AlertVolume:

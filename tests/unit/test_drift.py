@@ -1,10 +1,11 @@
 """Score drift and alert volume: real shifts are flagged; same-distribution splits and tiny shifts are not."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vae import VAEDetector
-from validation.drift import DriftPolicy, alert_volume, dkw_bound, score_drift
+from validation.drift import DriftPolicy, alert_volume, dkw_bound, feature_drift, score_drift
 
 POLICY = DriftPolicy()
 
@@ -69,3 +70,42 @@ def test_bad_inputs_are_refused():
         score_drift(np.array([1.0, np.nan]), np.array([1.0]), POLICY)
     with pytest.raises(ValueError, match="at least one row"):
         alert_volume(np.array([], dtype=bool), 0.01, POLICY)
+
+
+@pytest.fixture(scope="module")
+def cardio_frames(cardio):
+    normal = pd.DataFrame(cardio.X[cardio.y == 0], columns=[f"c{i:02d}" for i in range(cardio.X.shape[1])])
+    order = np.random.default_rng(0).permutation(len(normal))
+    half = len(order) // 2
+    return normal.iloc[order[:half]], normal.iloc[order[half:]]
+
+
+def test_a_same_distribution_split_of_real_rows_is_not_data_drift(cardio_frames):
+    reference, current = cardio_frames
+    drift = feature_drift(reference, current, POLICY)
+    assert not drift.drifted and drift.drifted_columns == [] and "no data drift" in drift.reason
+
+
+def test_a_real_shift_in_some_features_is_data_drift(cardio_frames):
+    reference, current = cardio_frames
+    moved = ["c00", "c03", "c07", "c10", "c12", "c15"]
+    shifted = current.assign(**{c: current[c] + 0.5 * reference[c].std() for c in moved})
+    drift = feature_drift(reference, shifted, POLICY)
+    assert drift.drifted and set(drift.drifted_columns) == set(moved)
+    assert all(c.effect >= POLICY.effect_floor for c in drift.columns if c.column in moved)
+
+
+def test_a_negligible_feature_shift_in_a_huge_window_is_not_data_drift():
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(rng.normal(size=(100_000, 3)), columns=["a", "b", "c"])
+    current = pd.DataFrame(rng.normal(size=(1_000_000, 3)) + [0.03, 0.0, 0.0], columns=["a", "b", "c"])
+    drift = feature_drift(reference, current, POLICY)
+    a = drift.columns[0]
+    assert a.p_value < POLICY.p_value and a.effect < POLICY.effect_floor and not a.drifted
+    assert drift.n_current == POLICY.max_sample
+
+
+def test_feature_drift_needs_every_reference_column(cardio_frames):
+    reference, current = cardio_frames
+    with pytest.raises(ValueError, match=r"missing \['c01'\]"):
+        feature_drift(reference, current.drop(columns=["c01"]), POLICY)
