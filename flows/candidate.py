@@ -108,7 +108,7 @@ def candidate_record(
     report: ValidationReport,
     window: WindowSummary,
     settings: Settings,
-    exports: dict[str, Path],
+    files: dict[str, Path],
 ) -> CandidateRecord:
     """Everything the registry logs about a candidate, including the contract derived from its rows."""
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
@@ -139,8 +139,23 @@ def candidate_record(
             "gate_report.json": json.dumps([asdict(g) for g in comparison.decision.gates], indent=2),
         },
         figures={"score_distribution.png": figure},
-        files={f"export/{path.name}": path for path in exports.values()},
+        files=files,
     )
+
+
+def save_reference(
+    candidate: VAEDetector, data: TrainingData, folder: Path, max_rows: int, seed: int
+) -> Path:
+    """The version's reference snapshot for drift monitoring: sampled training rows and calibration scores.
+
+    Returns the folder holding rows.parquet (features) and scores.parquet (held-out normal scores).
+    """
+    train = data.features(data.split.train)
+    sample = train.sample(min(len(train), max_rows), random_state=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    sample.to_parquet(folder / "rows.parquet", index=False)
+    pd.DataFrame({"score": candidate.calibration_scores_}).to_parquet(folder / "scores.parquet", index=False)
+    return folder
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

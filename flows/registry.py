@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
@@ -150,6 +151,15 @@ class Registry:
         report = json.dumps([asdict(g) for g in decision.gates])
         self.client.set_model_version_tag(self.model_name, version, "gate_report", report)
         self.client.set_model_version_tag(self.model_name, version, "promoted", "false")
+
+    def load_reference(self, version: str) -> tuple[pd.DataFrame, np.ndarray]:
+        """A version's drift reference: sampled training rows and held-out normal scores."""
+        run_id = self.client.get_model_version(self.model_name, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(self._download(f"runs:/{run_id}/reference", tmp))
+            rows = pd.read_parquet(folder / "rows.parquet")
+            scores = pd.read_parquet(folder / "scores.parquet")["score"].to_numpy()
+        return rows, scores
 
     def log_export(self, version: str, path: Path) -> None:
         """Attach an exported artifact to the run of a registered version (under export/)."""

@@ -27,7 +27,14 @@ from mlflow.exceptions import MlflowException
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.candidate import Comparison, TrainingData, WindowSummary, candidate_record, holdout_split
+from flows.candidate import (
+    Comparison,
+    TrainingData,
+    WindowSummary,
+    candidate_record,
+    holdout_split,
+    save_reference,
+)
 from flows.errors import StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
 from flows.registry import CandidateRecord, LoadedVersion, Registry
@@ -202,6 +209,15 @@ def retrain(
         candidate = train_candidate(data, settings.detector, warm)
     with clock("export"):
         exports, parity = export_candidate(candidate, data, settings.home / "exports" / run_id)
+        reference = save_reference(
+            candidate,
+            data,
+            settings.home / "exports" / run_id / "reference",
+            cfg.reference_rows,
+            settings.detector.seed,
+        )
+        files = {f"export/{path.name}": path for path in exports.values()}
+        files |= {f"reference/{path.name}": path for path in sorted(reference.iterdir())}
     with clock("evaluation"):
         cand_metrics = replace(measure(candidate, data), export_parity=parity)
         champ_metrics = None if champion is None else measure(champion.detector, data)
@@ -219,7 +235,7 @@ def retrain(
         }
         summary = WindowSummary(dataset, as_of, window_days, start, rows)
         comparison = Comparison(cand_metrics, champ_metrics, decision)
-        record = candidate_record(candidate, data, comparison, report, summary, settings, exports)
+        record = candidate_record(candidate, data, comparison, report, summary, settings, files)
     expected = None if champion is None else champion.version
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")

@@ -75,6 +75,9 @@ class RetrainSettings(BaseModel):
     contract_file: Path | None = Field(
         None, description="A hand-edited contract that overrides the champion's."
     )
+    reference_rows: int = Field(
+        20_000, ge=100, description="Training rows kept with each version as the drift reference."
+    )
     contract: ContractPolicy = ContractPolicy()
     gates: GateBounds = GateBounds()
 

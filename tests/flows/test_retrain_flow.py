@@ -65,6 +65,11 @@ def test_first_run_promotes_and_logs_everything(seeded):
     } <= artifacts
     exported = {a.path for a in client.list_artifacts(outcome.run_id, "export")}
     assert exported == {"export/model.onnx", "export/model.pt"}
+    rows, scores = registry.load_reference("1")  # the drift reference stored with the version
+    assert (
+        list(rows.columns) == list(registry.champion().contract.names) and len(rows) == outcome.rows["train"]
+    )
+    np.testing.assert_allclose(np.sort(scores), registry.champion().detector.calibration_scores_)
     version = client.get_model_version("vae-sentinel", "1")
     assert version.tags["gate.loss"] == "pass" and version.tags["promoted"] == "true"
     assert registry.champion().contract.names == tuple(f"s{i:02d}" for i in range(1, 7))
