@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -100,7 +100,9 @@ def retrain(
     _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
 
 
-def _run_retrain(settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None) -> Any:
+def _run_retrain(
+    settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
+) -> None:
     from flows.retrain import retrain as retrain_flow
     from flows.views import outcome_lines, outcome_table
 
@@ -109,7 +111,6 @@ def _run_retrain(settings: Settings, dataset: str | None, as_of: date | None, wi
     console.print(outcome_table(outcome))
     for line in outcome_lines(outcome):
         console.print(line, highlight=False)
-    return outcome
 
 
 @app.command()
@@ -304,9 +305,7 @@ def export(
         loaded = registry.load_version(chosen)
         lake = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
         name = dataset or settings.retrain.dataset
-        rows = lake.read_window(name, lake.days(name)[-1], 1) if lake.days(name) else None
-        if rows is None:
-            raise SentinelError(f"no partitions of {name!r} in {lake.store.uri} to check parity on")
+        rows = lake.read_window(name, lake.newest_day(name), 1)  # the newest day checks parity
         tolerance = settings.retrain.gates.export_parity_tolerance
         report = loaded.detector.export(out, fmt, rows[list(loaded.contract.names)], tolerance)
         registry.log_export(chosen, report.path)

@@ -160,6 +160,17 @@ class Lake:
         found = {m.group(1) for key in self.store.keys(dataset) if (m := _DAY.match(key.split("/")[1]))}
         return sorted(date.fromisoformat(d) for d in found)
 
+    def newest_day(self, dataset: str) -> date:
+        """The date of the dataset's newest partition.
+
+        Raises:
+            StoreError: the dataset has no partition.
+        """
+        days = self.days(dataset)
+        if not days:
+            raise StoreError(f"no partitions of {dataset!r} in {self.store.uri}")
+        return days[-1]
+
     def read_window(self, dataset: str, as_of: date, days: int) -> pd.DataFrame:
         """Every row of the partitions dated (as_of - days, as_of], with `META_COLUMNS` added.
 

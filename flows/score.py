@@ -90,10 +90,7 @@ def score(
     champion = load_champion(registry)
     if champion is None:
         raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
-    days = lake.days(dataset)
-    if day is None and not days:
-        raise SentinelError(f"no partitions of {dataset!r} in {lake.store.uri}")
-    day = day or days[-1]
+    day = day or lake.newest_day(dataset)
     rows = load_day(lake, dataset, day)
     size = settings.score_chunk_rows
     futures = [score_chunk.submit(champion, rows.iloc[i : i + size]) for i in range(0, len(rows), size)]

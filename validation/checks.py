@@ -90,7 +90,7 @@ def validate_frame(
     """
     checked = frame.copy(deep=False)
     checked[AGE_COLUMN] = (pd.Timestamp(as_of) - pd.to_datetime(frame[date_column])).dt.days
-    result = _run_suite(checked, build_suite(contract, policy))
+    result = run_suite(checked, build_suite(contract, policy), "COMPLETE")
     failures, reasons = [], pd.Series(dtype=object)
     for r in result.results:
         cfg = r.expectation_config
@@ -123,8 +123,8 @@ def validate_frame(
     return ValidationReport(len(frame), tuple(failures), quarantined, examples, result.to_json_dict())
 
 
-def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
-    """Validate `frame` in a throwaway in-memory GX context, quietly."""
+def run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, result_format: str = "SUMMARY") -> Any:
+    """Validate `frame` in a throwaway in-memory GX context, quietly (COMPLETE lists failing row indices)."""
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
@@ -133,7 +133,7 @@ def _run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite) -> Any:
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    return batch.validate(suite, result_format={"result_format": "COMPLETE"})
+    return batch.validate(suite, result_format={"result_format": result_format})
 
 
 def _describe(

@@ -35,6 +35,12 @@ def fast_settings(home: Path, **retrain: object) -> Settings:
     )
 
 
+def with_gates(settings: Settings, **bounds: float) -> Settings:
+    """`settings` with some promotion-gate bounds changed."""
+    gates = settings.retrain.gates.model_copy(update=bounds)
+    return settings.model_copy(update={"retrain": settings.retrain.model_copy(update={"gates": gates})})
+
+
 @pytest.fixture
 def seeded(tmp_path: Path) -> tuple[Settings, Lake, list[date]]:
     """A local lake with ten days of the shipped mammography set (the demo's data) ending TODAY."""

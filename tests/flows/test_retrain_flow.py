@@ -20,7 +20,7 @@ from flows.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
 from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
-from tests.flows.conftest import TODAY, fast_settings
+from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 
@@ -31,10 +31,6 @@ def _raw_digest(settings) -> dict[str, str]:
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.glob("date=*/*"))
     }
-
-
-def _with(settings, **retrain_updates):
-    return settings.model_copy(update={"retrain": settings.retrain.model_copy(update=retrain_updates)})
 
 
 def test_first_run_promotes_and_logs_everything(seeded):
@@ -101,10 +97,7 @@ def test_changed_model_settings_give_a_recorded_cold_start(seeded):
 def test_a_refused_candidate_leaves_the_champion_and_is_tagged(seeded):
     settings, _, dates = seeded
     retrain(settings=settings, as_of=dates[-4])
-    strict = _with(
-        settings,
-        gates=settings.retrain.gates.model_copy(update={"alert_rate_lower": 3.0, "alert_rate_upper": 4.0}),
-    )
+    strict = with_gates(settings, alert_rate_lower=3.0, alert_rate_upper=4.0)
     outcome = retrain(settings=strict, as_of=dates[-3])
     assert not outcome.promoted and any("alert rate" in r for r in outcome.decision.reasons)
     registry = registry_of(settings)
@@ -144,10 +137,7 @@ def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
 def test_status_rollback_and_compare_and_set(seeded):
     settings, _, dates = seeded
     retrain(settings=settings, as_of=dates[-4])
-    lenient = _with(
-        settings,
-        gates=settings.retrain.gates.model_copy(update={"loss_tolerance": 10.0, "recall_tolerance": 1.0}),
-    )
+    lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
     second = retrain(settings=lenient, as_of=dates[-3])
     assert second.promoted
     registry = registry_of(settings)
@@ -171,10 +161,7 @@ def test_status_rollback_and_compare_and_set(seeded):
 def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch):
     settings, _, dates = seeded
     retrain(settings=settings, as_of=dates[-4])
-    lenient = _with(
-        settings,
-        gates=settings.retrain.gates.model_copy(update={"loss_tolerance": 10.0, "recall_tolerance": 1.0}),
-    )
+    lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
     retrain(settings=lenient, as_of=dates[-3])
     registry = registry_of(settings)
     registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")  # start: champion v1

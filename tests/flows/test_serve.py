@@ -17,7 +17,7 @@ from flows.demo import demo_data, seed_lake
 from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
 from flows.serve import create_app
-from tests.flows.conftest import TODAY, fast_settings
+from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 TOKEN = "s3cret"
@@ -43,13 +43,7 @@ def stack(tmp_path_factory, prefect_harness):
     lake = Lake(open_store(settings.lake_root()))
     dates = seed_lake(lake, demo_data(settings), "mammography", 10, TODAY, seed=0)
     retrain(settings=settings, as_of=dates[-4])
-    strict = settings.retrain.gates.model_copy(update={"alert_rate_lower": 3.0, "alert_rate_upper": 4.0})
-    retrain(
-        settings=settings.model_copy(
-            update={"retrain": settings.retrain.model_copy(update={"gates": strict})}
-        ),
-        as_of=dates[-3],
-    )
+    retrain(settings=with_gates(settings, alert_rate_lower=3.0, alert_rate_upper=4.0), as_of=dates[-3])
     rows = lake.read_window("mammography", dates[-1], 1).filter(like="s0")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
