@@ -99,6 +99,7 @@ class WindowSummary:
     window_days: int
     start: str
     rows: dict[str, int]
+    trigger: str  # why this run started: "manual", "schedule", or the drift verdict that triggered it
 
 
 def candidate_record(
@@ -122,15 +123,22 @@ def candidate_record(
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
     evaluation = data.features(data.split.evaluation)
-    shadow_scores = None if data.shadow is None else candidate.score(data.features(data.shadow))
-    figure = score_distribution(candidate.score(evaluation), candidate.threshold_, shadow_scores)
+    pools = {"holdout normal": candidate.score(evaluation)}
+    if data.shadow is not None:
+        pools["known anomalies"] = candidate.score(data.features(data.shadow))
+    figure = score_distribution(pools, candidate.threshold_)
     return CandidateRecord(
         detector=candidate,
         contract=contract,
         decision=comparison.decision,
         params=params,
         metrics=metrics,
-        tags={"dataset": window.dataset, "start": window.start, "window_hash": summary["hash"]},
+        tags={
+            "dataset": window.dataset,
+            "start": window.start,
+            "trigger": window.trigger,
+            "window_hash": summary["hash"],
+        },
         input_example=evaluation.head(5),
         texts={
             "window.json": json.dumps(summary, indent=2),

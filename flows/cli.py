@@ -114,16 +114,74 @@ def _run_retrain(
 
 
 @app.command()
-def schedule(
-    cron: Annotated[
-        str, typer.Option(help="When to retrain, as a cron expression (server time).")
-    ] = "0 3 * * *",
-    dataset: Annotated[str | None, typer.Option(help="Dataset folder (default: settings).")] = None,
+def monitor(
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset folder in the lake (default: settings).")
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day of the window, YYYY-MM-DD (default: newest)."),
+    ] = None,
 ) -> None:
-    """Serve the retrain flow on a cron schedule from this process (blocks; Ctrl-C stops it).
+    """Check the newest window for drift against the champion's reference; on drift, start a retrain.
 
-    Needs a Prefect server (SENTINEL_PREFECT_API_URL): the temporary local one cannot schedule. Each
-    scheduled run reads its settings where it runs, from sentinel.toml and SENTINEL_* variables.
+    Three checks, one verdict: feature drift (Evidently KS p-value, Bonferroni-corrected over features,
+    and normalized Wasserstein >= monitor.drift.effect_floor std, both needed), score drift (the champion's
+    scores on the window against its calibration scores: KS p-value and KS >= monitor.drift.ks_floor) and
+    alert volume (flagged share above the target FPR, binomial test). Windows above
+    monitor.drift.max_sample rows are sampled; the table shows the sampling error bound. The report
+    (Evidently HTML, score histogram, JSON) goes to SENTINEL_HOME/reports/ and to MLflow. A drift verdict
+    starts `retrain` unless one ran within monitor.trigger.cooldown_hours or the cap per period is used;
+    the retrain's gates still decide what is promoted. Exit 0 whatever the verdict; 1 on bad input.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.monitor import monitor as monitor_flow
+        from flows.views import monitor_table
+
+        with console.status("checking the window for drift..."):
+            outcome = monitor_flow(settings=settings, dataset=dataset, as_of=as_of.date() if as_of else None)
+        console.print(monitor_table(outcome))
+        console.print(
+            f"report: {outcome.report_dir}/features.html (MLflow run {outcome.run_id})", highlight=False
+        )
+        if outcome.trigger is not None:
+            console.print(
+                f"retrain: {outcome.retrain or 'not started'} ({outcome.trigger.reason})", highlight=False
+            )
+
+    _guard(run)
+
+
+@app.command()
+def deploy(
+    work_pool: Annotated[
+        str | None,
+        typer.Option(
+            help="An existing Prefect work pool (process, docker, kubernetes) whose workers run both flows. "
+            "Without it this process serves both deployments itself (blocks; Ctrl-C stops)."
+        ),
+    ] = None,
+    monitor_work_pool: Annotated[
+        str | None, typer.Option(help="Work pool for monitor runs (default: --work-pool), e.g. CPU workers.")
+    ] = None,
+    retrain_cron: Annotated[str, typer.Option(help="When to retrain, cron (UTC).")] = "0 3 * * *",
+    monitor_cron: Annotated[str, typer.Option(help="When to check for drift, cron (UTC).")] = "0 * * * *",
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset folder (default: settings, where runs run).")
+    ] = None,
+    source: Annotated[
+        Path, typer.Option(help="This code's folder as workers see it (with --work-pool).")
+    ] = REPO,
+) -> None:
+    """Create scheduled deployments retrain/MODEL (daily) and monitor/MODEL (hourly) on the Prefect server.
+
+    Needs a Prefect server (SENTINEL_PREFECT_API_URL; `prefect server start` or infra/local-stack.sh): the
+    temporary local one cannot schedule. retrain/MODEL has a concurrency limit of 1, so at most one retrain
+    per model runs at a time; monitor/MODEL starts drift-triggered retrains through it. Each run reads its
+    settings where it runs, from sentinel.toml and SENTINEL_* variables; on a GPU worker training uses CUDA.
     """
     settings = Settings()
     runtime.configure(settings)
@@ -133,45 +191,21 @@ def schedule(
             raise SentinelError(
                 "scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
             )
-        from flows.retrain import retrain as retrain_flow
+        from flows.deployments import Pools, Schedules, deploy_to_pools, to_serve
 
-        parameters = {"dataset": dataset or settings.retrain.dataset}
-        retrain_flow.serve(name="sentinel-retrain", cron=cron, parameters=parameters, pause_on_shutdown=False)
+        model, schedules = settings.registry.model_name, Schedules(retrain_cron, monitor_cron)
+        if work_pool is None:
+            import prefect
 
-    _guard(run)
-
-
-@app.command()
-def deploy(
-    pool: Annotated[
-        str, typer.Option(help="Prefect work pool whose workers run it (must exist).")
-    ] = "sentinel-process",
-    cron: Annotated[str, typer.Option(help="When to retrain, as a cron expression (UTC).")] = "0 3 * * *",
-    name: Annotated[str, typer.Option(help="Deployment name: retrain/NAME.")] = "nightly",
-    source: Annotated[Path, typer.Option(help="This code's folder, as the workers see it.")] = REPO,
-) -> None:
-    """Register the retrain flow as a scheduled deployment in a Prefect work pool (workers run it).
-
-    Needs a Prefect server (SENTINEL_PREFECT_API_URL). Each run reads its settings on the worker, from
-    sentinel.toml and SENTINEL_* variables; a GPU worker trains on CUDA (detector device "auto").
-    """
-    settings = Settings()
-    runtime.configure(settings)
-
-    def run() -> None:
-        _need_server(settings)
-        from flows.retrain import retrain as retrain_flow
-
-        flow = retrain_flow.from_source(source=str(source), entrypoint="flows/retrain.py:retrain")
-        flow.deploy(name=name, work_pool_name=pool, cron=cron, parameters={})
-        console.print(f"deployment retrain/{name} on pool {pool}, cron {cron!r}")
+            console.print(f"serving retrain/{model} ({retrain_cron}) and monitor/{model} ({monitor_cron})")
+            prefect.serve(*to_serve(schedules, model, dataset), pause_on_shutdown=False)
+            return
+        pools = Pools(work_pool, monitor_work_pool or work_pool)
+        for name in deploy_to_pools(schedules, model, dataset, pools, source):
+            pool = pools.retrain if name.startswith("retrain") else pools.monitor
+            console.print(f"deployment {name} on work pool {pool}")
 
     _guard(run)
-
-
-def _need_server(settings: Settings) -> None:
-    if not settings.prefect_api_url:
-        raise SentinelError("scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)")
 
 
 @app.command()
@@ -204,9 +238,10 @@ def status(
 
     def run() -> None:
         from flows.retrain import registry_of
-        from flows.views import status_table
+        from flows.views import monitor_line, status_table
 
-        report = registry_of(settings).status()
+        registry = registry_of(settings)
+        report = registry.status() | {"monitor": registry.last_monitor(settings.monitor.experiment)}
         if as_json:
             print(json.dumps(report, indent=2))
             return
@@ -216,6 +251,7 @@ def status(
                 "none" if entry is None else f"version {entry['version']}, threshold {entry['threshold']:.4g}"
             )
             console.print(f"{alias}: {line}")
+        console.print(monitor_line(report["monitor"]), highlight=False)
         console.print(status_table(report))
 
     _guard(run)

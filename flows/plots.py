@@ -7,17 +7,16 @@ from matplotlib.figure import Figure
 
 
 def score_distribution(
-    normal: np.ndarray, threshold: float, anomalies: np.ndarray | None = None, title: str = "Anomaly scores"
+    pools: dict[str, np.ndarray], threshold: float, title: str = "Anomaly scores"
 ) -> Figure:
-    """Histogram of scores of holdout normal rows (and known anomalies), with the threshold marked."""
+    """Overlaid histograms of score pools (e.g. holdout normal rows, known anomalies), threshold marked."""
     fig = Figure(figsize=(7, 4), layout="constrained")
     ax = fig.add_subplot()
-    pools = [normal] + ([anomalies] if anomalies is not None and len(anomalies) else [])
-    bins = np.histogram_bin_edges(np.concatenate(pools), bins=60)
-    ax.hist(normal, bins=bins, alpha=0.6, label=f"holdout normal (n={len(normal)})", color="tab:blue")
-    if len(pools) > 1:
-        ax.hist(pools[1], bins=bins, alpha=0.6, label=f"known anomalies (n={len(pools[1])})", color="tab:red")
+    shown = {label: scores for label, scores in pools.items() if len(scores)}
+    bins = np.histogram_bin_edges(np.concatenate(list(shown.values())), bins=60)
+    for label, scores in shown.items():
+        ax.hist(scores, bins=bins, alpha=0.6, label=f"{label} (n={len(scores):,})", density=True)
     ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3g}")
-    ax.set(yscale="log", xlabel="score (higher = more anomalous)", ylabel="rows", title=title)
+    ax.set(yscale="log", xlabel="score (higher = more anomalous)", ylabel="density", title=title)
     ax.legend()
     return fig

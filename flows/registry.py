@@ -15,6 +15,7 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,19 @@ class CandidateRecord:
     files: dict[str, Path] = field(default_factory=dict)  # artifact path -> local file
 
 
+@dataclass(frozen=True)
+class MonitorRecord:
+    """One monitor run: its verdict tags, metrics and report files."""
+
+    run_name: str
+    verdict: str  # "drift" or "stable"
+    reasons: list[str]
+    retrain_triggered: bool
+    tags: dict[str, str]
+    metrics: dict[str, float]
+    files: dict[str, Path]  # artifact path -> local file
+
+
 class Registry:
     """One registered model in one MLflow tracking server (or SQLite file)."""
 
@@ -98,6 +112,47 @@ class Registry:
             contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
         return LoadedVersion(version, str(mv.run_id), detector, contract)
 
+    def trigger_times(self, experiment: str, since: datetime) -> list[datetime]:
+        """When monitor runs of this model triggered a retrain, since `since` (UTC)."""
+        runs = self._monitor_runs(
+            experiment,
+            f"tags.retrain_triggered = 'true' and attributes.start_time >= {int(since.timestamp() * 1000)}",
+        )
+        return [datetime.fromtimestamp(r.info.start_time / 1000, UTC) for r in runs]
+
+    def last_monitor(self, experiment: str) -> dict[str, Any] | None:
+        """The newest monitor run of this model: when, which version, verdict, reasons, trigger; or None."""
+        runs = self._monitor_runs(experiment, "", max_results=1)
+        if not runs:
+            return None
+        run = runs[0]
+        tags = run.data.tags
+        return {
+            "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
+            "version": tags.get("model_version"),
+            "dataset": tags.get("dataset"),
+            "as_of": tags.get("as_of"),
+            "verdict": tags.get("verdict"),
+            "reasons": json.loads(tags.get("reasons", "[]")),
+            "trigger": tags.get("trigger"),
+            "report": tags.get("report"),
+            "run_id": run.info.run_id,
+        }
+
+    def _monitor_runs(self, experiment: str, where: str, max_results: int = 1000) -> list[Any]:
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return []
+        mine = f"tags.model_name = '{self.model_name}'"
+        return list(
+            self.client.search_runs(
+                [exp.experiment_id],
+                f"{mine} and {where}" if where else mine,
+                max_results=max_results,
+                order_by=["attributes.start_time DESC"],
+            )
+        )
+
     def _download(self, uri: str, dst: str) -> str:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -108,9 +163,7 @@ class Registry:
         """Log the candidate as a run and register it as a new version; returns (run_id, version)."""
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        if mlflow.get_experiment_by_name(self.experiment) is None:  # artifact root is fixed at creation
-            mlflow.create_experiment(self.experiment, artifact_location=self.artifact_location)
-        mlflow.set_experiment(self.experiment)
+        mlflow.set_experiment(experiment_id=self._experiment_id(self.experiment))  # artifact root fixed here
         with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_name) as run:
             mlflow.log_params(record.params)
             mlflow.set_tags(record.tags)
@@ -151,6 +204,44 @@ class Registry:
         report = json.dumps([asdict(g) for g in decision.gates])
         self.client.set_model_version_tag(self.model_name, version, "gate_report", report)
         self.client.set_model_version_tag(self.model_name, version, "promoted", "false")
+
+    def log_monitor(self, version: str, experiment: str, record: MonitorRecord) -> str:
+        """Log a monitor run against a registered version; returns its run id.
+
+        The metrics are also attached to the version's logged model, and the version is tagged
+        `monitor.verdict`, `monitor.run_id` and `monitor.at`.
+        """
+        mv = self.client.get_model_version(self.model_name, version)
+        tags = record.tags | {
+            "model_name": self.model_name,
+            "model_version": version,
+            "verdict": record.verdict,
+            "reasons": json.dumps(record.reasons)[:5000],
+            "retrain_triggered": str(record.retrain_triggered).lower(),
+        }
+        run = self.client.create_run(self._experiment_id(experiment), run_name=record.run_name, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0, model_id=mv.model_id) for k, v in record.metrics.items()]
+        try:
+            self.client.log_batch(run_id, metrics=metrics)
+            for name, path in record.files.items():
+                self.client.log_artifact(run_id, str(path), str(Path(name).parent))
+        except MlflowException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id)
+        stamp = datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds")
+        for key, value in {"verdict": record.verdict, "run_id": run_id, "at": stamp}.items():
+            self.client.set_model_version_tag(self.model_name, version, f"monitor.{key}", value)
+        return run_id
+
+    def _experiment_id(self, name: str) -> str:
+        """The experiment's id, created with the configured artifact root if it does not exist yet."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        return self.client.create_experiment(name, artifact_location=self.artifact_location)
 
     def load_reference(self, version: str) -> tuple[pd.DataFrame, np.ndarray]:
         """A version's drift reference: sampled training rows and held-out normal scores."""

@@ -69,6 +69,7 @@ class RetrainOutcome:
     start: str  # "warm start from version N" or "cold start: <reason>"
     champion_before: str | None
     rows: dict[str, int]
+    reason: str  # why the run started: "manual", "schedule", or a drift verdict
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step: lake, validation, training...
 
 
@@ -161,7 +162,11 @@ def promote(registry: Registry, version: str, expected_champion: str | None) -> 
 # ------------------------------------------------------------------------------------------ flow
 @flow(name="retrain", validate_parameters=False)
 def retrain(
-    settings: Settings, dataset: str | None = None, as_of: date | None = None, window_days: int | None = None
+    settings: Settings | None = None,
+    dataset: str | None = None,
+    as_of: date | None = None,
+    window_days: int | None = None,
+    reason: str = "manual",
 ) -> RetrainOutcome:
     """Retrain on the recent clean window and promote the candidate only if every gate passes.
 
@@ -171,6 +176,7 @@ def retrain(
         dataset: dataset folder in the lake (default: settings.retrain.dataset).
         as_of: the window's last day (default: today).
         window_days: days in the window (default: settings.retrain.window_days).
+        reason: why this run started (e.g. the drift verdict that triggered it); tagged `trigger` on the run.
 
     Raises:
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
@@ -233,7 +239,7 @@ def retrain(
             "calibration": len(split.calibration),
             "evaluation": len(split.evaluation),
         }
-        summary = WindowSummary(dataset, as_of, window_days, start, rows)
+        summary = WindowSummary(dataset, as_of, window_days, start, rows, reason)
         comparison = Comparison(cand_metrics, champ_metrics, decision)
         record = candidate_record(candidate, data, comparison, report, summary, settings, files)
     expected = None if champion is None else champion.version
@@ -242,7 +248,7 @@ def retrain(
         if decision.promote:
             promote(registry, version, expected)
     return RetrainOutcome(
-        dataset, as_of, version, run, decision.promote, decision, start, expected, rows, clock.seconds
+        dataset, as_of, version, run, decision.promote, decision, start, expected, rows, reason, clock.seconds
     )
 
 

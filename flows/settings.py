@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from vae.config import DetectorConfig
 from validation.contracts import ContractPolicy
+from validation.drift import DriftPolicy
 from validation.gates import GateBounds
 
 CONFIG_FILE = "sentinel.toml"
@@ -82,6 +83,24 @@ class RetrainSettings(BaseModel):
     gates: GateBounds = GateBounds()
 
 
+class TriggerPolicy(BaseModel):
+    """When a drift verdict may start a retrain: never within the cooldown, at most a cap per period."""
+
+    enabled: bool = Field(True, description="Start a retrain when the monitor says drift.")
+    cooldown_hours: float = Field(6.0, ge=0, description="Quiet time after a drift-triggered retrain.")
+    max_per_period: int = Field(3, ge=1, description="Most drift-triggered retrains per period.")
+    period_hours: float = Field(24.0, gt=0, description="Length of the period the cap counts over.")
+
+
+class MonitorSettings(BaseModel):
+    """What `sentinel monitor` checks and when it may trigger a retrain."""
+
+    window_days: int = Field(1, ge=1, description="Newest days of partitions compared with the reference.")
+    experiment: str = Field("vae-sentinel-monitor", description="MLflow experiment of the monitor runs.")
+    drift: DriftPolicy = DriftPolicy()
+    trigger: TriggerPolicy = TriggerPolicy()
+
+
 class ServeSettings(BaseModel):
     """The scoring service."""
 
@@ -111,6 +130,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = LakeSettings()
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
+    monitor: MonitorSettings = MonitorSettings()
     serve: ServeSettings = ServeSettings()
     score_chunk_rows: int = Field(50_000, ge=1, description="Rows per parallel chunk of batch scoring.")
     prefect_api_url: str | None = Field(

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
+from flows.monitor import MonitorOutcome
 from flows.retrain import RetrainOutcome
 from validation.gates import GateResult
 
@@ -55,3 +56,38 @@ def status_table(status: dict[str, Any]) -> Table:
         gates = ", ".join(f"{name} {'pass' if g['passed'] else 'FAIL'}" for name, g in v["gates"].items())
         table.add_row(v["version"], marks.get(v["version"], ""), "yes" if v["promoted"] else "no", gates)
     return table
+
+
+def monitor_table(outcome: MonitorOutcome) -> Table:
+    """One monitor run: each check's value and verdict, titled with the overall verdict."""
+    v = outcome.verdict
+    verdict = "[red]drift[/]" if v.drifted else "[green]stable[/]"
+    table = Table(
+        title=f"{outcome.dataset} as of {outcome.as_of}, champion version {outcome.version}: {verdict}"
+    )
+    for col in ("check", "value", "moved", "reason"):
+        table.add_column(col, no_wrap=col != "reason")
+    features = f"{len(v.features.drifted_columns)} of {len(v.features.columns)} features"
+    checks = [
+        ("features", features, v.features.drifted, v.features.reason),
+        (
+            "scores",
+            f"KS {v.scores.statistic:.3f} (±{v.scores.error_bound:.3f})",
+            v.scores.drifted,
+            v.scores.reason,
+        ),
+        ("alerts", f"{v.alerts.rate:.2%} of {v.alerts.n_rows:,}", v.alerts.excessive, v.alerts.reason),
+    ]
+    for name, value, moved, reason in checks:
+        table.add_row(name, value, "[red]yes[/]" if moved else "[green]no[/]", reason)
+    return table
+
+
+def monitor_line(last: dict[str, Any] | None) -> str:
+    """The last monitor verdict, for `sentinel status`."""
+    if last is None:
+        return "last monitor: none yet (run sentinel monitor)"
+    return (
+        f"last monitor: {last['verdict']} at {last['at']} on version {last['version']} "
+        f"({last['dataset']} as of {last['as_of']}): {'; '.join(last['reasons'])}; retrain: {last['trigger']}"
+    )

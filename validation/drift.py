@@ -1,22 +1,26 @@
 """Did the data or the model's behaviour move? Feature drift, score drift, alert volume; no crying wolf.
 
 Large windows make any test significant, so a shift counts only when it is both significant and large
-enough to matter. Features: Evidently's KS p-value *and* its normalized Wasserstein distance (the shift in
-units of the reference standard deviation) must both say so. Scores: the KS statistic (the largest gap
-between the two empirical CDFs, in [0, 1]) must reach a floor. Samples are capped for speed; by the
-Dvoretzky-Kiefer-Wolfowitz inequality a sample of n rows estimates its CDF within sqrt(ln(2/delta) / (2n))
-everywhere with probability 1 - delta, which `ScoreDrift.error_bound` reports.
+enough to matter. Features: Evidently's KS p-value (Bonferroni-corrected over the features, so the chance
+that *any* feature of a same-distribution window is flagged stays below `p_value`) *and* its normalized
+Wasserstein distance (the shift in units of the reference standard deviation, at least `effect_floor`)
+must both say so. Scores: the KS statistic (the largest gap between the two empirical CDFs, in [0, 1])
+must reach a floor. Samples are capped for speed; by the Dvoretzky-Kiefer-Wolfowitz inequality a sample
+of n rows estimates its CDF within sqrt(ln(2/delta) / (2n)) everywhere with probability 1 - delta, which
+`ScoreDrift.error_bound` reports.
 
 Example:
     >>> drift = score_drift(calibration_scores, window_scores, DriftPolicy(), seed=0)
     >>> drift.drifted, drift.reason
     >>> feature_drift(reference_rows, window_rows, DriftPolicy()).drifted_columns
+    >>> verdict = assess_drift(ref_rows, ref_scores, rows, scores, flags, 0.01, DriftPolicy())
+    >>> verdict.drifted, verdict.reasons
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +36,9 @@ class DriftPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    p_value: float = Field(0.01, gt=0, lt=1, description="Significance of the two-sample KS test.")
+    p_value: float = Field(
+        0.01, gt=0, lt=1, description="Significance of the two-sample KS tests (family-wise over features)."
+    )
     ks_floor: float = Field(
         0.1, gt=0, le=1, description="Smallest KS statistic that counts as drift, whatever the sample size."
     )
@@ -41,7 +47,6 @@ class DriftPolicy(BaseModel):
     effect_floor: float = Field(
         0.05, gt=0, description="Smallest feature shift that counts, in reference standard deviations."
     )
-    drift_share: float = Field(0.25, gt=0, le=1, description="Share of drifted features that is data drift.")
     confidence: float = Field(0.99, gt=0, lt=1, description="Confidence of the reported CDF error bound.")
 
 
@@ -140,7 +145,9 @@ def score_drift(reference: np.ndarray, current: np.ndarray, policy: DriftPolicy,
 def feature_drift(
     reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy, seed: int = 0
 ) -> FeatureDrift:
-    """Evidently KS and normalized Wasserstein per feature on (sampled) rows; drift needs both.
+    """Evidently KS and normalized Wasserstein per feature on (sampled) rows; moved when both say so.
+
+    The window has data drift when any feature moved.
 
     Raises:
         ValueError: no rows on either side, or the current window lacks a reference column.
@@ -160,22 +167,25 @@ def feature_drift(
     values = {
         (m["config"]["column"], m["config"]["method"]): float(m["value"]) for m in snapshot.dict()["metrics"]
     }
+    alpha = policy.p_value / len(columns)  # Bonferroni: P(any false alarm) <= policy.p_value
     verdicts = tuple(
         ColumnDrift(
             c,
             values[c, "ks"],
             values[c, "wasserstein"],
-            values[c, "ks"] < policy.p_value and values[c, "wasserstein"] >= policy.effect_floor,
+            values[c, "ks"] < alpha and values[c, "wasserstein"] >= policy.effect_floor,
         )
         for c in columns
     )
     moved = [v.column for v in verdicts if v.drifted]
-    share = len(moved) / len(columns)
-    drifted = share >= policy.drift_share
-    verdict = "data drift" if drifted else "no data drift"
-    which = f": {', '.join(moved)}" if moved else ""
-    reason = f"{verdict}: {len(moved)} of {len(columns)} features moved ({share:.0%}){which}"
-    return FeatureDrift(verdicts, len(ref), len(cur), drifted, reason, snapshot)
+    if moved:
+        reason = f"data drift: {len(moved)} of {len(columns)} features moved: {', '.join(moved)}"
+    else:
+        reason = (
+            f"no data drift: no feature moved by >= {policy.effect_floor} std at p < {alpha:.2g} "
+            f"({policy.p_value} over {len(columns)} features)"
+        )
+    return FeatureDrift(verdicts, len(ref), len(cur), bool(moved), reason, snapshot)
 
 
 def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> AlertVolume:
@@ -193,3 +203,83 @@ def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> A
     verdict = "above" if excessive else "consistent with"
     reason = f"{k} alerts in {n} rows ({k / n:.2%}) {verdict} target {target_fpr:.2%} (p={p_value:.2g})"
     return AlertVolume(n, k, k / n, target_fpr, p_value, excessive, reason)
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """One verdict on a window: did its features, the champion's scores or the alert volume move?"""
+
+    features: FeatureDrift
+    scores: ScoreDrift
+    alerts: AlertVolume
+
+    @property
+    def drifted(self) -> bool:
+        """True when any of the three checks fired."""
+        return self.features.drifted or self.scores.drifted or self.alerts.excessive
+
+    @property
+    def reasons(self) -> list[str]:
+        """The reasons of the checks that fired, or every check's reason when none did."""
+        fired = [
+            part.reason
+            for part, hit in (
+                (self.features, self.features.drifted),
+                (self.scores, self.scores.drifted),
+                (self.alerts, self.alerts.excessive),
+            )
+            if hit
+        ]
+        return fired or [self.features.reason, self.scores.reason, self.alerts.reason]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: verdict, reasons, and every check's statistics."""
+        f = self.features
+        features = {
+            "drifted": f.drifted,
+            "reason": f.reason,
+            "n_reference": f.n_reference,
+            "n_current": f.n_current,
+            "columns": [asdict(c) for c in f.columns],
+        }
+        return {
+            "verdict": "drift" if self.drifted else "stable",
+            "reasons": self.reasons,
+            "features": features,
+            "scores": asdict(self.scores),
+            "alerts": asdict(self.alerts),
+        }
+
+
+def sample_rows(frame: pd.DataFrame, policy: DriftPolicy, seed: int = 0) -> pd.DataFrame:
+    """At most `policy.max_sample` rows of a window, drawn without replacement (all rows if fewer)."""
+    return frame if len(frame) <= policy.max_sample else frame.sample(policy.max_sample, random_state=seed)
+
+
+def assess_drift(
+    reference_rows: pd.DataFrame,
+    reference_scores: np.ndarray,
+    window_rows: pd.DataFrame,
+    window_scores: np.ndarray,
+    window_flags: np.ndarray,
+    target_fpr: float,
+    policy: DriftPolicy,
+    seed: int = 0,
+) -> DriftVerdict:
+    """Feature drift, score drift and alert volume of a (sampled) window, as one verdict.
+
+    Args:
+        reference_rows: rows the model was trained on (a sample).
+        reference_scores: the model's scores on held-out normal rows (its calibration scores).
+        window_rows: the window's rows (at least the reference columns); sample large windows first.
+        window_scores: the model's scores on `window_rows`.
+        window_flags: the model's anomaly flags on `window_rows`.
+        target_fpr: the alert rate the model was calibrated to.
+        policy: the checks' thresholds.
+        seed: seed of the row sampling.
+    """
+    return DriftVerdict(
+        feature_drift(reference_rows, window_rows, policy, seed),
+        score_drift(reference_scores, window_scores, policy, seed),
+        alert_volume(window_flags, target_fpr, policy),
+    )

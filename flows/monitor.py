@@ -1,0 +1,249 @@
+"""The `monitor` flow: did the newest window's data or the champion's behaviour move? Retrain if so.
+
+Compares the newest window with the champion's reference snapshot (sampled training rows and held-out
+normal scores, stored with its registered version): feature drift (Evidently), score drift and alert
+volume, one verdict with reasons. The report (Evidently HTML, score histogram, JSON summary) is written
+under HOME/reports/, logged to MLflow against the champion's version, and published as a Prefect
+artifact. A drift verdict starts `retrain` (within the cooldown and cap), which still has to pass its
+gates: drift never promotes anything by itself.
+
+Example:
+    >>> outcome = monitor(dataset="mammography", as_of=date(2026, 11, 30))
+    >>> outcome.verdict.drifted, outcome.verdict.reasons, outcome.retrain
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.deployments import run_deployment
+
+from flows.lake import Lake, open_store
+from flows.plots import score_distribution
+from flows.registry import LoadedVersion, MonitorRecord, Registry
+from flows.retrain import IO, PURE, load_champion, registry_of, retrain
+from flows.settings import Settings
+from flows.trigger import TriggerDecision, trigger_decision
+from vae import Prediction
+from vae.errors import SentinelError
+from validation.drift import DriftVerdict, assess_drift, sample_rows
+
+
+@dataclass(frozen=True)
+class MonitorOutcome:
+    """What one monitor run found, where its report is, and what it did about it."""
+
+    dataset: str
+    as_of: date
+    version: str
+    verdict: DriftVerdict
+    report_dir: Path
+    run_id: str  # the MLflow monitor run
+    trigger: TriggerDecision | None  # None when the window did not drift
+    retrain: str | None  # what the triggered retrain did, when one was started
+
+
+@task(**IO)
+def load_reference(registry: Registry, version: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The champion's reference snapshot: sampled training rows and held-out normal scores."""
+    return registry.load_reference(version)
+
+
+@task(**IO)
+def read_window(lake: Lake, dataset: str, as_of: date, days: int) -> pd.DataFrame:
+    """Every row of the window as it arrived (alerts included: they are part of what moved)."""
+    return lake.read_window(dataset, as_of, days)
+
+
+@task(**PURE)
+def score_window(
+    champion: LoadedVersion, window: pd.DataFrame, settings: Settings
+) -> tuple[pd.DataFrame, Prediction]:
+    """A sample of the window (at most monitor.drift.max_sample rows), scored by the champion."""
+    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed)[list(champion.contract.names)]
+    return rows, champion.detector.predict(rows)
+
+
+@task(**PURE)
+def check_drift(
+    champion: LoadedVersion,
+    reference: tuple[pd.DataFrame, np.ndarray],
+    scored: tuple[pd.DataFrame, Prediction],
+    settings: Settings,
+) -> DriftVerdict:
+    """Feature drift, score drift and alert volume of the scored sample against the reference."""
+    (ref_rows, ref_scores), (rows, prediction) = reference, scored
+    return assess_drift(
+        ref_rows,
+        ref_scores,
+        rows,
+        prediction.score,
+        prediction.is_anomaly,
+        champion.detector.threshold_fpr_,
+        settings.monitor.drift,
+        settings.detector.seed,
+    )
+
+
+@task(**PURE)
+def write_report(
+    folder: Path, verdict: DriftVerdict, champion: LoadedVersion, window_scores: np.ndarray
+) -> dict[str, Path]:
+    """The Evidently feature report (HTML), the score histogram (PNG) and the JSON summary."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {"report/features.html": folder / "features.html", "report/summary.json": folder / "summary.json"}
+    verdict.features.snapshot.save_html(str(files["report/features.html"]))
+    files["report/summary.json"].write_text(json.dumps(verdict.summary(), indent=2))
+    figure = score_distribution(
+        {"calibration (reference)": champion.detector.calibration_scores_, "window (sample)": window_scores},
+        champion.detector.threshold_,
+        f"Scores of version {champion.version}: reference vs window",
+    )
+    files["report/scores.png"] = folder / "scores.png"
+    figure.savefig(files["report/scores.png"])
+    return files
+
+
+@task(**IO)
+def log_monitor(registry: Registry, version: str, experiment: str, record: MonitorRecord) -> str:
+    """The monitor run in MLflow, against the champion's version."""
+    return registry.log_monitor(version, experiment, record)
+
+
+@task(**IO)
+def publish(dataset: str, outcome_table: str) -> None:
+    """The verdict as a Prefect artifact (a markdown table with the report's path)."""
+    key = "drift-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+    create_markdown_artifact(outcome_table, key=key, description=f"drift verdict for {dataset}")
+
+
+@flow(name="monitor", validate_parameters=False)
+def monitor(
+    settings: Settings | None = None,
+    dataset: str | None = None,
+    as_of: date | None = None,
+    retrain_deployment: str | None = None,
+) -> MonitorOutcome:
+    """Compare the newest window with the champion's reference; on drift, start a retrain.
+
+    Args:
+        settings: the configuration (default: read from sentinel.toml and SENTINEL_* variables).
+        dataset: dataset folder in the lake (default: settings.retrain.dataset).
+        as_of: the window's last day (default: the newest partition).
+        retrain_deployment: start triggered retrains through this deployment (e.g. "retrain/vae-sentinel",
+            so they run on its work pool under its concurrency limit); default: in this process.
+
+    Raises:
+        SentinelError: no champion yet, an empty or unreadable window, or rows the champion cannot score.
+    """
+    settings = settings or Settings()
+    cfg = settings.monitor
+    dataset = dataset or settings.retrain.dataset
+    lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
+    champion = load_champion(registry)
+    if champion is None:
+        raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
+    as_of = as_of or lake.newest_day(dataset)
+    run_name = f"{dataset}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
+    window = read_window(lake, dataset, as_of, cfg.window_days)
+    scored = score_window(champion, window, settings)
+    verdict = check_drift(champion, load_reference(registry, champion.version), scored, settings)
+    folder = settings.home / "reports" / dataset / f"monitor-{run_name}"
+    files = write_report(folder, verdict, champion, scored[1].score)
+    decision = None
+    if verdict.drifted:
+        now = datetime.now(UTC)
+        earlier = registry.trigger_times(cfg.experiment, now - timedelta(hours=cfg.trigger.period_hours))
+        decision = trigger_decision(now, earlier, cfg.trigger)
+    record = monitor_record(run_name, dataset, as_of, verdict, decision, folder, files)
+    run_id = log_monitor(registry, champion.version, cfg.experiment, record)
+    retrained = None
+    if decision is not None and decision.allowed:
+        reason = "drift: " + "; ".join(verdict.reasons)
+        retrained = start_retrain(settings, dataset, as_of, reason, retrain_deployment)
+    outcome = MonitorOutcome(dataset, as_of, champion.version, verdict, folder, run_id, decision, retrained)
+    publish(dataset, markdown(outcome))
+    return outcome
+
+
+def start_retrain(settings: Settings, dataset: str, as_of: date, reason: str, deployment: str | None) -> str:
+    """Run `retrain` here (a subflow) or through a deployment; returns what happened, in one line."""
+    if deployment is not None:
+        parameters = {"dataset": dataset, "as_of": as_of.isoformat(), "reason": reason}
+        run = run_deployment(deployment, parameters=parameters, timeout=0)
+        return f"flow run {run.name} ({run.id}) scheduled on deployment {deployment}"
+    try:
+        outcome = retrain(settings=settings, dataset=dataset, as_of=as_of, reason=reason)
+    except SentinelError as exc:
+        return f"retrain failed: {exc}"
+    verdict = "promoted" if outcome.promoted else "refused: " + "; ".join(outcome.decision.reasons)
+    return f"version {outcome.version} {verdict}"
+
+
+def monitor_record(
+    run_name: str,
+    dataset: str,
+    as_of: date,
+    verdict: DriftVerdict,
+    decision: TriggerDecision | None,
+    folder: Path,
+    files: dict[str, Path],
+) -> MonitorRecord:
+    """What MLflow keeps of a monitor run."""
+    f, s, a = verdict.features, verdict.scores, verdict.alerts
+    metrics = {
+        "drifted_features": float(len(f.drifted_columns)),
+        "drifted_feature_share": len(f.drifted_columns) / len(f.columns),
+        "score_ks": s.statistic,
+        "score_ks_p_value": s.p_value,
+        "score_cdf_error_bound": s.error_bound,
+        "alert_rate": a.rate,
+        "alert_p_value": a.p_value,
+        "rows_sampled": float(f.n_current),
+    }
+    trigger = "no drift" if decision is None else decision.reason
+    tags = {"dataset": dataset, "as_of": as_of.isoformat(), "trigger": trigger, "report": str(folder)}
+    triggered = decision is not None and decision.allowed
+    return MonitorRecord(
+        run_name, "drift" if verdict.drifted else "stable", verdict.reasons, triggered, tags, metrics, files
+    )
+
+
+def markdown(outcome: MonitorOutcome) -> str:
+    """The verdict as a markdown table, for the Prefect UI."""
+    v = outcome.verdict
+    rows = [
+        (
+            "features",
+            f"{len(v.features.drifted_columns)} of {len(v.features.columns)} moved",
+            v.features.drifted,
+            v.features.reason,
+        ),
+        ("scores", f"KS {v.scores.statistic:.3f}", v.scores.drifted, v.scores.reason),
+        ("alerts", f"{v.alerts.rate:.2%}", v.alerts.excessive, v.alerts.reason),
+    ]
+    lines = [
+        f"# {outcome.dataset} as of {outcome.as_of}, version {outcome.version}: "
+        f"**{'drift' if v.drifted else 'stable'}**",
+        "",
+        "| check | value | moved | reason |",
+        "|---|---|---|---|",
+        *(
+            f"| {name} | {value} | {'yes' if moved else 'no'} | {reason} |"
+            for name, value, moved, reason in rows
+        ),
+        "",
+        f"Report: `{outcome.report_dir}` (MLflow run `{outcome.run_id}`)",
+    ]
+    if outcome.trigger is not None:
+        lines.append(f"Retrain: {outcome.retrain or 'not started'} ({outcome.trigger.reason})")
+    return "\n".join(lines)
