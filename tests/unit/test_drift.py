@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from vae import VAEDetector
-from validation.drift import DriftPolicy, alert_volume, dkw_bound, feature_drift, score_drift
+from validation.drift import DriftPolicy, alert_volume, assess_drift, dkw_bound, feature_drift, score_drift
 
 POLICY = DriftPolicy()
 
@@ -109,3 +109,52 @@ def test_feature_drift_needs_every_reference_column(cardio_frames):
     reference, current = cardio_frames
     with pytest.raises(ValueError, match=r"missing \['c01'\]"):
         feature_drift(reference, current.drop(columns=["c01"]), POLICY)
+
+
+def test_a_tenth_of_a_standard_deviation_in_two_features_of_a_large_window_is_drift():
+    rng = np.random.default_rng(5)
+    columns = [f"f{i:02d}" for i in range(20)]
+    reference = pd.DataFrame(rng.normal(size=(20_000, 20)), columns=columns)
+    current = pd.DataFrame(rng.normal(size=(100_000, 20)), columns=columns)
+    current[["f03", "f11"]] += 0.1
+    drift = feature_drift(reference, current, POLICY)
+    assert drift.drifted and drift.drifted_columns == ["f03", "f11"]
+
+
+def test_many_same_distribution_splits_of_real_rows_rarely_drift(cardio_frames):
+    reference, current = cardio_frames
+    normal = pd.concat([reference, current])
+    flagged = 0
+    for seed in range(10):
+        order = np.random.default_rng(seed).permutation(len(normal))
+        half = len(order) // 2
+        flagged += feature_drift(normal.iloc[order[:half]], normal.iloc[order[half:]], POLICY).drifted
+    assert flagged <= 1  # family-wise level 1% per split
+
+
+def test_one_verdict_combines_the_three_checks(cardio, cardio_scores):
+    detector, normal_scores, _ = cardio_scores
+    normal = cardio.X[cardio.y == 0]
+    columns = [f"c{i:02d}" for i in range(normal.shape[1])]
+    reference, rows = pd.DataFrame(normal[::2], columns=columns), pd.DataFrame(normal[1::2], columns=columns)
+    flags = detector.predict(normal[1::2]).is_anomaly
+    stable = assess_drift(
+        reference, detector.calibration_scores_, rows, normal_scores, flags, detector.threshold_fpr_, POLICY
+    )
+    assert not stable.drifted and len(stable.reasons) == 3 and stable.summary()["verdict"] == "stable"
+
+    mixed = np.vstack([normal[1::2], cardio.X[cardio.y == 1]])
+    prediction = detector.predict(mixed)
+    moved = assess_drift(
+        reference,
+        detector.calibration_scores_,
+        pd.DataFrame(mixed, columns=columns),
+        prediction.score,
+        prediction.is_anomaly,
+        detector.threshold_fpr_,
+        POLICY,
+    )
+    assert moved.drifted and moved.alerts.excessive and moved.summary()["verdict"] == "drift"
+    assert moved.reasons == [part.reason for part in (moved.features, moved.scores) if part.drifted] + [
+        moved.alerts.reason
+    ]
