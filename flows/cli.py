@@ -70,11 +70,15 @@ def _run_demo(settings: Settings) -> None:
     for i, step in enumerate(demo_steps(dates), start=1):
         console.rule(f"run {i}: retrain as of {step.as_of} (expect: {step.expect})")
         _run_retrain(settings, dataset, step.as_of, None)
+    console.rule(
+        f"monitor as of {dates[-2]} (expect: drift in s01, which starts a retrain; its gates decide)"
+    )
+    _run_monitor(settings, dataset, dates[-2])
     uri = settings.tracking_uri()
     console.print(
         "\nwhere to look:\n"
         f"  mlflow ui --backend-store-uri {uri}        # runs, metrics, score plots, registered versions\n"
-        f"  SENTINEL_HOME={settings.home} sentinel status   # champion, previous, gate verdicts\n"
+        f"  SENTINEL_HOME={settings.home} sentinel status   # champion, previous, gates, last drift verdict\n"
         f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons"
     )
 
@@ -136,23 +140,23 @@ def monitor(
     """
     settings = Settings()
     runtime.configure(settings)
+    _guard(lambda: _run_monitor(settings, dataset, as_of.date() if as_of else None))
 
-    def run() -> None:
-        from flows.monitor import monitor as monitor_flow
-        from flows.views import monitor_table
 
-        with console.status("checking the window for drift..."):
-            outcome = monitor_flow(settings=settings, dataset=dataset, as_of=as_of.date() if as_of else None)
-        console.print(monitor_table(outcome))
+def _run_monitor(settings: Settings, dataset: str | None, as_of: date | None) -> None:
+    from flows.monitor import monitor as monitor_flow
+    from flows.views import monitor_table
+
+    with console.status("checking the window for drift..."):
+        outcome = monitor_flow(settings=settings, dataset=dataset, as_of=as_of)
+    console.print(monitor_table(outcome))
+    console.print(
+        f"report: {outcome.report_dir}/features.html (MLflow run {outcome.run_id})", highlight=False
+    )
+    if outcome.trigger is not None:
         console.print(
-            f"report: {outcome.report_dir}/features.html (MLflow run {outcome.run_id})", highlight=False
+            f"retrain: {outcome.retrain or 'not started'} ({outcome.trigger.reason})", highlight=False
         )
-        if outcome.trigger is not None:
-            console.print(
-                f"retrain: {outcome.retrain or 'not started'} ({outcome.trigger.reason})", highlight=False
-            )
-
-    _guard(run)
 
 
 @app.command()

@@ -5,7 +5,7 @@ so every worker sees the same history). Drift never promotes anything: the retra
 
 Example:
     >>> trigger_decision(now, earlier=[now - timedelta(hours=2)], policy=TriggerPolicy())
-    TriggerDecision(allowed=False, reason='cooldown: last drift-triggered retrain 2.0 h ago (< 6 h)')
+    TriggerDecision(allowed=False, reason="cooldown: last drift-triggered retrain 2.0 h ago (< 6 h)")
 """
 
 from __future__ import annotations
@@ -43,5 +43,7 @@ def trigger_decision(now: datetime, earlier: Sequence[datetime], policy: Trigger
             f"(at most {policy.max_per_period})",
         )
     return TriggerDecision(
-        True, f"{len(in_period)} drift-triggered retrains in the last {policy.period_hours:g} h"
+        True,
+        f"allowed: {len(in_period)} of {policy.max_per_period} drift-triggered retrains used in the last "
+        f"{policy.period_hours:g} h, none within the {policy.cooldown_hours:g} h cooldown",
     )

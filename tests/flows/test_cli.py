@@ -49,12 +49,16 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     assert out.stdout.count("promoted to champion") == 2 and "version 3 refused" in out.stdout
     assert "cold start" in out.stdout and "warm start from v1" in out.stdout and "quarantined" in out.stdout
     assert "mlflow ui --backend-store-uri" in out.stdout
+    assert "s01" in out.stdout.split("monitor as of")[-1] and "retrain: version 4 " in out.stdout
     (demo_home,) = (tmp_path / "home" / "demo").iterdir()
 
     status = _sentinel("status", "--json", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
     report = json.loads(status.stdout)
     assert report["champion"]["version"] == "2" and report["previous"]["version"] == "1"
-    assert [v["promoted"] for v in report["versions"]] == [True, True, False]
+    assert [v["promoted"] for v in report["versions"]][:3] == [True, True, False]
+    assert report["monitor"]["verdict"] == "drift" and report["monitor"]["trigger"].startswith(
+        "allowed: 0 of 3"
+    )
     assert not all(g["passed"] for g in report["versions"][2]["gates"].values())
 
     env = {"SENTINEL_HOME": str(demo_home), "SENTINEL_RETRAIN__DATASET": "mammography"}
@@ -78,15 +82,6 @@ def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' between 2026-11-24")
     assert "Traceback" not in out.stdout + out.stderr
-
-
-def test_schedule_without_a_prefect_server_says_what_to_set(tmp_path):
-    out = _sentinel("schedule", tmp_path=tmp_path)
-    assert out.returncode == 1
-    assert (
-        out.stdout.strip()
-        == "error: scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
-    )
 
 
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):

@@ -10,7 +10,8 @@ POLICY = TriggerPolicy(cooldown_hours=6, max_per_period=2, period_hours=24)
 
 
 def test_the_first_drift_may_trigger():
-    assert trigger_decision(NOW, [], POLICY).allowed
+    decision = trigger_decision(NOW, [], POLICY)
+    assert decision.allowed and decision.reason.startswith("allowed: 0 of 2 drift-triggered retrains used")
 
 
 def test_a_retrain_within_the_cooldown_blocks_the_next():
