@@ -10,7 +10,7 @@ Three measurements, ours and the peers on the same rows in the same run:
    `Report([DataDriftPreset()])` (default) and `DataDriftPreset(num_method="ks")`. Each method runs
    once in a fresh process; its peak RSS delta is the peak resident memory during the call minus the
    resident memory just before it (Linux /proc: VmHWM reset through clear_refs, then read back).
-   A second, untimed-in-the-total pass times the monitor's parts one by one.
+   After that call, the monitor's parts are timed one by one (not part of its total).
 2. False alarms on same-distribution data: random half/half splits of cardio's normal rows (reference
    half vs window half). Share of splits flagged and share of features flagged, by our feature check and
    by both presets (dataset drift: a drifted-column share of at least 0.5, the preset's default). The
@@ -54,6 +54,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore", category=DeprecationWarning)  # litestar and numpy.core, via evidently
+# the preset's np.corrcoef of a column constant in one half (cardio's f05 has one nonzero normal row)
+warnings.filterwarnings("ignore", "invalid value encountered in divide", RuntimeWarning, "numpy")
 
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
@@ -415,10 +417,11 @@ def speed_table(speed: list[dict[str, Any]]) -> list[str]:
     ]
     for r in speed:
         out, mib = r["outcome"], r["peak_rss_delta_mib"]
+        outcome = f"{out['drifted_share']:.0%} columns drifted"
         if r["method"] == MONITOR:
-            outcome = f"verdict {'drift' if out['drifted'] else 'stable'}"
+            outcome += f", verdict {'drift' if out['drifted'] else 'stable'}"
         else:
-            outcome = f"{out['drifted_share']:.0%} columns drifted ({', '.join(out['methods'])})"
+            outcome += f" ({', '.join(out['methods'])})"
         lines.append(
             f"| {r['method']} | {r['seconds']:.1f} | {'n/a' if mib is None else f'{mib:,.0f}'} | "
             f"{ratio(r['seconds'], ours['seconds'])} | {ratio(mib, ours['peak_rss_delta_mib'])} | {outcome} |"
@@ -463,15 +466,14 @@ def detection_table(summary: list[dict[str, Any]]) -> list[str]:
         f"## 3. Detection: {SHIFTED_PER_SIZE} of {N_FEATURES} columns shifted by d reference std "
         f"({REFERENCE_ROWS:,}-row reference)",
         "",
-        "| window rows | d (std) | windows | columns | ours flagged | Evidently default flagged "
-        "| ours / Evidently |",
-        "|---|---|---|---|---|---|---|",
+        "| window rows | d (std) | windows | columns | ours flagged | Evidently default flagged |",
+        "|---|---|---|---|---|---|",
     ]
     for r in summary:
         label = "0 (unshifted)" if r["shift"] == 0 else f"{r['shift']:g}"
         lines.append(
             f"| {r['rows']:,} | {label} | {r['windows']} | {r['columns']} | {r['ours']:.2f} | "
-            f"{r['evidently']:.2f} | {ratio(r['ours'], r['evidently'])} |"
+            f"{r['evidently']:.2f} |"
         )
     lines += [
         "",

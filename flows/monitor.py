@@ -69,8 +69,9 @@ def score_window(
     champion: LoadedVersion, window: pd.DataFrame, settings: Settings
 ) -> tuple[pd.DataFrame, Prediction]:
     """A sample of the window (at most monitor.drift.max_sample rows), scored by the champion."""
-    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed)[list(champion.contract.names)]
-    return rows, champion.detector.predict(rows)
+    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed)
+    prediction = champion.detector.predict(rows)  # names a missing column, NaN, a wrong type
+    return rows[list(champion.contract.names)], prediction
 
 
 @task(**PURE)

@@ -244,8 +244,17 @@ class Registry:
         return self.client.create_experiment(name, artifact_location=self.artifact_location)
 
     def load_reference(self, version: str) -> tuple[pd.DataFrame, np.ndarray]:
-        """A version's drift reference: sampled training rows and held-out normal scores."""
+        """A version's drift reference: sampled training rows and held-out normal scores.
+
+        Raises:
+            RegistryError: the version has no reference (it was registered before monitoring existed).
+        """
         run_id = self.client.get_model_version(self.model_name, version).run_id
+        if not self.client.list_artifacts(run_id, "reference"):
+            raise RegistryError(
+                f"version {version} of {self.model_name} has no drift reference (reference/ in run "
+                f"{run_id}); retrain to register a version that has one"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(self._download(f"runs:/{run_id}/reference", tmp))
             rows = pd.read_parquet(folder / "rows.parquet")

@@ -48,7 +48,7 @@ def load_day(lake: Lake, dataset: str, day: date) -> pd.DataFrame:
 @task(cache_policy=NO_CACHE)
 def score_chunk(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
     """Score, flag and p-value of one chunk, keyed by row identity."""
-    prediction = champion.detector.predict(rows[list(champion.contract.names)])
+    prediction = champion.detector.predict(rows)  # picks the champion's columns; names a missing one
     return pd.DataFrame(
         {
             "_source": rows["_source"].to_numpy(),

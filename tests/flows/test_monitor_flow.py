@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -10,6 +13,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
+from flows.errors import RegistryError
 from flows.monitor import monitor
 from flows.retrain import registry_of, retrain
 from flows.settings import Settings
@@ -97,3 +101,23 @@ def test_the_verdict_is_published_as_a_prefect_artifact(seeded):
         )
     assert found and found[0].type == "markdown"
     assert "**stable**" in found[0].data and str(outcome.report_dir) in found[0].data
+
+
+def test_a_window_the_champion_cannot_score_is_a_clear_error_and_logs_nothing(seeded):
+    settings, lake, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    day = lake.read_window("mammography", dates[-1], 1).filter(like="s0").drop(columns=["s03"])
+    lake.write_day("mammography", dates[-1] + timedelta(days=1), day)
+    with pytest.raises(SentinelError, match="s03"):
+        monitor(settings=settings)
+    assert _runs(settings, settings.monitor.experiment) == []
+
+
+def test_a_version_without_a_reference_is_a_clear_error(seeded):
+    settings, _, dates = seeded
+    outcome = retrain(settings=settings, as_of=dates[-4])
+    client = MlflowClient(settings.tracking_uri())
+    reference = Path(client.get_run(outcome.run_id).info.artifact_uri.removeprefix("file://")) / "reference"
+    shutil.rmtree(reference)
+    with pytest.raises(RegistryError, match="version 1 of vae-sentinel has no drift reference"):
+        monitor(settings=settings, as_of=dates[-3])
