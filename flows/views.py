@@ -67,18 +67,7 @@ def monitor_table(outcome: MonitorOutcome) -> Table:
     )
     for col in ("check", "value", "moved", "reason"):
         table.add_column(col, no_wrap=col != "reason")
-    features = f"{len(v.features.drifted_columns)} of {len(v.features.columns)} features"
-    checks = [
-        ("features", features, v.features.drifted, v.features.reason),
-        (
-            "scores",
-            f"KS {v.scores.statistic:.3f} (±{v.scores.error_bound:.3f})",
-            v.scores.drifted,
-            v.scores.reason,
-        ),
-        ("alerts", f"{v.alerts.rate:.2%} of {v.alerts.n_rows:,}", v.alerts.excessive, v.alerts.reason),
-    ]
-    for name, value, moved, reason in checks:
+    for name, value, moved, reason in v.checks():
         table.add_row(name, value, "[red]yes[/]" if moved else "[green]no[/]", reason)
     return table
 

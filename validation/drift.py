@@ -188,8 +188,15 @@ def feature_drift(
     return FeatureDrift(verdicts, len(ref), len(cur), bool(moved), reason, snapshot)
 
 
-def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> AlertVolume:
+def alert_volume(
+    flags: np.ndarray, target_fpr: float, policy: DriftPolicy, n_calibration: int | None = None
+) -> AlertVolume:
     """Test whether the flagged share is significantly above the target FPR (too few is no alarm).
+
+    A threshold calibrated on n normal scores (the ceil((n+1)(1-fpr))-th smallest, k) has a realized
+    FPR that is itself random, Beta(n+1-k, k) under exchangeability. With `n_calibration` the alert count
+    is therefore tested against that beta-binomial, not a binomial at exactly the target: otherwise a
+    model calibrated on a few hundred rows would "drift" whenever its threshold landed a little low.
 
     Raises:
         ValueError: no rows.
@@ -198,7 +205,11 @@ def alert_volume(flags: np.ndarray, target_fpr: float, policy: DriftPolicy) -> A
     if flags.size == 0:
         raise ValueError("alert volume needs at least one row")
     n, k = int(flags.size), int(flags.sum())
-    p_value = float(stats.binomtest(k, n, target_fpr, alternative="greater").pvalue)
+    if n_calibration is None:
+        p_value = float(stats.binomtest(k, n, target_fpr, alternative="greater").pvalue)
+    else:
+        rank = min(math.ceil((n_calibration + 1) * (1 - target_fpr)), n_calibration)
+        p_value = float(stats.betabinom.sf(k - 1, n, n_calibration + 1 - rank, rank))
     excessive = p_value < policy.alert_p_value
     verdict = "above" if excessive else "consistent with"
     reason = f"{k} alerts in {n} rows ({k / n:.2%}) {verdict} target {target_fpr:.2%} (p={p_value:.2g})"
@@ -217,6 +228,15 @@ class DriftVerdict:
     def drifted(self) -> bool:
         """True when any of the three checks fired."""
         return self.features.drifted or self.scores.drifted or self.alerts.excessive
+
+    def checks(self) -> list[tuple[str, str, bool, str]]:
+        """Each check as (name, value, moved, reason), for tables people read."""
+        f, s, a = self.features, self.scores, self.alerts
+        return [
+            ("features", f"{len(f.drifted_columns)} of {len(f.columns)} features", f.drifted, f.reason),
+            ("scores", f"KS {s.statistic:.3f} (±{s.error_bound:.3f})", s.drifted, s.reason),
+            ("alerts", f"{a.rate:.2%} of {a.n_rows:,}", a.excessive, a.reason),
+        ]
 
     @property
     def reasons(self) -> list[str]:
@@ -270,7 +290,7 @@ def assess_drift(
 
     Args:
         reference_rows: rows the model was trained on (a sample).
-        reference_scores: the model's scores on held-out normal rows (its calibration scores).
+        reference_scores: the model's calibration scores (held-out normal rows that set its threshold).
         window_rows: the window's rows (at least the reference columns); sample large windows first.
         window_scores: the model's scores on `window_rows`.
         window_flags: the model's anomaly flags on `window_rows`.
@@ -281,5 +301,5 @@ def assess_drift(
     return DriftVerdict(
         feature_drift(reference_rows, window_rows, policy, seed),
         score_drift(reference_scores, window_scores, policy, seed),
-        alert_volume(window_flags, target_fpr, policy),
+        alert_volume(window_flags, target_fpr, policy, n_calibration=len(reference_scores)),
     )

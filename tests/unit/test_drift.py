@@ -158,3 +158,16 @@ def test_one_verdict_combines_the_three_checks(cardio, cardio_scores):
     assert moved.reasons == [part.reason for part in (moved.features, moved.scores) if part.drifted] + [
         moved.alerts.reason
     ]
+
+
+def test_alert_volume_allows_for_the_randomness_of_a_small_calibration_set():
+    """A threshold set on 200 normal scores lands low now and then; that alone is no alarm."""
+    rng = np.random.default_rng(0)
+    plain = calibrated = 0
+    for _ in range(400):
+        calibration = rng.normal(size=200)
+        threshold = np.sort(calibration)[int(np.ceil(201 * 0.99)) - 1]  # the conformal order statistic
+        flags = rng.normal(size=400) > threshold
+        plain += alert_volume(flags, 0.01, POLICY).excessive
+        calibrated += alert_volume(flags, 0.01, POLICY, n_calibration=200).excessive
+    assert calibrated / 400 <= 0.01 < plain / 400
