@@ -26,7 +26,7 @@ Three measurements, ours and the peers on the same rows in the same run:
    0.05 standard deviations per column (section 2 reports it), a real difference once resampled to
    100k rows, which would blur the known shift.
 
-Run: .venv/bin/python benchmarks/drift.py [--quick]   (writes benchmarks/drift.md and benchmarks/drift.json)
+Run: .venv/bin/python benchmarks/drift.py [--quick]   (writes benchmarks/results/drift.md and .json)
      --quick: a 100k-row speed window without the default preset, 20 splits, windows of 10k and 100k rows.
 """
 
@@ -267,8 +267,10 @@ def measure_speed(plan: Plan) -> list[dict[str, Any]]:
     methods = [MONITOR, *(m for m in PRESETS if plan.default_preset or m != "Evidently default")]
     results = []
     for method in methods:
+        load_before = os.getloadavg()[0]
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             results.append(pool.submit(speed_child, method, plan.speed_rows).result())
+        results[-1]["load_1min"] = [load_before, os.getloadavg()[0]]  # other work here skews the times
         print(f"speed: {method}: {results[-1]['seconds']:.1f} s", flush=True)
     return results
 
@@ -412,8 +414,9 @@ def speed_table(speed: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"## 1. Speed: {REFERENCE_ROWS:,}-row reference vs {rows:,}-row window x {N_FEATURES} columns",
         "",
-        "| method | s | peak RSS delta MiB | s / monitor s | MiB / monitor MiB | outcome |",
-        "|---|---|---|---|---|---|",
+        "| method | s | peak RSS delta MiB | s / monitor s | MiB / monitor MiB | outcome "
+        "| 1-min load before, after |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in speed:
         out, mib = r["outcome"], r["peak_rss_delta_mib"]
@@ -424,7 +427,8 @@ def speed_table(speed: list[dict[str, Any]]) -> list[str]:
             outcome += f" ({', '.join(out['methods'])})"
         lines.append(
             f"| {r['method']} | {r['seconds']:.1f} | {'n/a' if mib is None else f'{mib:,.0f}'} | "
-            f"{ratio(r['seconds'], ours['seconds'])} | {ratio(mib, ours['peak_rss_delta_mib'])} | {outcome} |"
+            f"{ratio(r['seconds'], ours['seconds'])} | {ratio(mib, ours['peak_rss_delta_mib'])} | {outcome} "
+            f"| {r['load_1min'][0]:.1f}, {r['load_1min'][1]:.1f} |"
         )
     parts = ", ".join(f"{k} {v:.2f} s" for k, v in ours["parts_s"].items())
     met = "met" if ours["seconds"] <= TARGET_S else "MISSED"
@@ -506,7 +510,7 @@ def report(result: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Smaller windows, fewer splits: a smoke test.")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks", help="Results folder.")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="Results folder.")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     pool = normal_rows()
