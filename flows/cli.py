@@ -274,17 +274,18 @@ def score(
     """Score one day of lake partitions with the champion; write scores and alerts back to the lake.
 
     Scores go to DATASET/_scores/date=DAY/, flagged rows to DATASET/_alerts/date=DAY/ (retrain leaves
-    them out of training). Raw partitions are not modified; a day already scored by the same version is
-    refused rather than overwritten.
+    them out of training). Chunks of score_chunk_rows run in local threads, or on the Dask cluster at
+    SENTINEL_DASK_ADDRESS (pip install 'vae-sentinel[dask]'). Raw partitions are not modified; a day
+    already scored by the same version is refused rather than overwritten.
     """
     settings = Settings()
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.score import score as score_flow
+        from flows.score import score_day
 
         with console.status("scoring..."):
-            outcome = score_flow(settings=settings, dataset=dataset, day=day.date() if day else None)
+            outcome = score_day(settings, dataset, day.date() if day else None)
         console.print(
             f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
             f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",

@@ -2,10 +2,11 @@
 
 Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input row: ``_source``, ``_row``,
 score, flag, p-value), flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
-leaves out of training. Chunks are scored in parallel threads (torch releases the GIL in its kernels).
+leaves out of training. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
+on a Dask cluster when `dask_address` is set (`score_day` picks the task runner).
 
 Example:
-    >>> outcome = score(dataset="mammography", day=date(2026, 11, 30))
+    >>> outcome = score_day(Settings(), dataset="mammography", day=date(2026, 11, 30))
     >>> outcome.n_rows, outcome.n_alerts
 """
 
@@ -17,7 +18,7 @@ from datetime import date
 import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.lake import Lake, open_store
 from flows.registry import LoadedVersion
@@ -99,3 +100,29 @@ def score(
     return ScoreOutcome(
         dataset, day, champion.version, len(scores), int(scores["is_anomaly"].sum()), scores_key, alerts_key
     )
+
+
+def task_runner(settings: Settings) -> TaskRunner:  # type: ignore[type-arg]
+    """Local threads, or the Dask cluster at `settings.dask_address`."""
+    if settings.dask_address is None:
+        return ThreadPoolTaskRunner(max_workers=2)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise SentinelError("dask_address needs prefect-dask: pip install 'vae-sentinel[dask]'") from None
+    return DaskTaskRunner(address=settings.dask_address)
+
+
+def score_day(settings: Settings, dataset: str | None = None, day: date | None = None) -> ScoreOutcome:
+    """Run the `score` flow on the task runner the settings ask for (threads, or a Dask cluster).
+
+    Raises:
+        SentinelError: as `score`, and a Dask scheduler that cannot be reached.
+    """
+    flow_run = score.with_options(task_runner=task_runner(settings))
+    try:
+        return flow_run(settings=settings, dataset=dataset, day=day)
+    except OSError as exc:
+        if settings.dask_address is None:
+            raise
+        raise SentinelError(f"batch scoring on Dask at {settings.dask_address} failed: {exc}") from None

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     serve: ServeSettings = ServeSettings()
     score_chunk_rows: int = Field(50_000, ge=1, description="Rows per parallel chunk of batch scoring.")
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler (tcp://host:8786) that scores batch chunks on a cluster (extra [dask]); "
+        "default: local threads.",
+    )
     prefect_api_url: str | None = Field(
         None, description="Prefect server API; default: a temporary local one."
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.retrain import registry_of, retrain
-from flows.score import score
+from flows.score import score, score_day
 from vae import SentinelError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -33,3 +33,29 @@ def test_scores_and_alerts_are_written_and_retrain_excludes_the_alerts(seeded):
 
     later = retrain(settings=settings, as_of=dates[-3])
     assert later.rows["alerted_dropped"] == outcome.n_alerts
+
+
+def test_chunks_can_be_scored_on_a_dask_cluster(seeded):
+    from distributed import LocalCluster
+
+    settings, lake, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        on_dask = settings.model_copy(
+            update={"score_chunk_rows": 300, "dask_address": cluster.scheduler_address}
+        )
+        outcome = score_day(on_dask, "mammography", dates[-3])
+        ran = cluster.scheduler.task_prefixes
+    assert any(name.startswith("score_chunk") for name in ran), sorted(ran)
+    day_rows = lake.read_window("mammography", dates[-3], 1)
+    expected = registry_of(settings).champion().detector.predict(day_rows.filter(like="s0"))
+    scores = lake.read_table(outcome.scores_key)
+    assert (scores["is_anomaly"].to_numpy() == expected.is_anomaly).all() and outcome.n_rows == len(day_rows)
+
+
+def test_an_unreachable_dask_scheduler_is_a_clear_error(seeded):
+    settings, _, dates = seeded
+    retrain(settings=settings, as_of=dates[-4])
+    nowhere = settings.model_copy(update={"dask_address": "tcp://127.0.0.1:9"})
+    with pytest.raises(SentinelError, match=r"batch scoring on Dask at tcp://127.0.0.1:9 failed"):
+        score_day(nowhere, "mammography", dates[-3])
