@@ -9,12 +9,13 @@ Example:
 """
 
 import contextlib
+import gc
 import logging
 import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -44,8 +45,16 @@ class ScoreRequest(BaseModel):
     dataframe_split: dict[str, Any] | None = Field(None, description="MLflow: {columns, data}.")
     dataframe_records: list[dict[str, Any]] | None = Field(None, description="MLflow: one object per row.")
 
-    def frame(self) -> pd.DataFrame:
-        """The rows as a DataFrame (JSON nulls become NaN); InputError unless exactly one layout is given."""
+    def rows(self, names: Sequence[str]) -> np.ndarray | pd.DataFrame:
+        """The rows to score, for a model whose input columns are `names`.
+
+        A numeric columnar body (`columns`, `dataframe_split`) that holds every column becomes a float
+        matrix in `names` order (JSON null -> NaN), with no DataFrame on the way: the fast path. Anything
+        else becomes a DataFrame, and the detector names what is wrong with it.
+
+        Raises:
+            InputError: not exactly one layout given.
+        """
         given = [
             k for k in ("records", "columns", "dataframe_split", "dataframe_records") if getattr(self, k)
         ]
@@ -54,17 +63,24 @@ class ScoreRequest(BaseModel):
                 f"give exactly one of records, columns, dataframe_split, dataframe_records; got {given}"
             )
         if self.dataframe_split is not None or self.columns is not None:
-            with contextlib.suppress(ValueError, TypeError):  # numeric fast path; null -> NaN
-                return self._numeric_frame()
+            with contextlib.suppress(ValueError, TypeError):  # not numeric or not rectangular: the slow path
+                matrix, columns = self._numeric()
+                position = {str(c): i for i, c in enumerate(columns)}
+                if len(position) == len(columns) == matrix.shape[1] and set(names) <= set(position):
+                    order = [position[n] for n in names]
+                    return matrix if order == list(range(len(columns))) else matrix[:, order]
+                return pd.DataFrame(matrix, columns=columns)
         raw = self._raw_frame()
         return raw.mask(raw.isna(), np.nan).infer_objects()
 
-    def _numeric_frame(self) -> pd.DataFrame:
+    def _numeric(self) -> tuple[np.ndarray, list[Any]]:
         if self.columns is not None:
-            names = list(self.columns)
-            return pd.DataFrame(np.asarray(list(self.columns.values()), dtype=np.float64).T, columns=names)
+            return np.asarray(list(self.columns.values()), dtype=np.float64).T, list(self.columns)
         split = self.dataframe_split or {}
-        return pd.DataFrame(np.asarray(split.get("data"), dtype=np.float64), columns=split.get("columns"))
+        matrix = np.asarray(split.get("data"), dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError("data is not a table")
+        return matrix, list(split.get("columns") or [])
 
     def _raw_frame(self) -> pd.DataFrame:
         if self.columns is not None:
@@ -139,6 +155,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
         holder.try_refresh()  # no champion yet: /ready says so, the poller keeps trying
+        gc.freeze()  # the libraries' and model's objects: garbage collections stop rescanning them
         poller = threading.Thread(target=holder.follow, args=(cfg.poll_seconds, stop), daemon=True)
         poller.start()
         yield
@@ -201,13 +218,13 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         body = _parse(await request.body())  # orjson + one model_validate: cheaper than FastAPI's decoding
         started = time.perf_counter()
         try:
-            frame = body.frame()
-            if len(frame) > cfg.max_rows:
-                raise HTTPException(413, f"{len(frame)} rows in one request; the limit is {cfg.max_rows}")
-            prediction = current.detector.predict(frame)
+            rows = body.rows(current.contract.names)
+            if len(rows) > cfg.max_rows:
+                raise HTTPException(413, f"{len(rows)} rows in one request; the limit is {cfg.max_rows}")
+            prediction = current.detector.predict(rows)
             results = _rows(prediction.score, prediction.is_anomaly, prediction.p_value)
             if explain:
-                _explain(results, current.detector.feature_contributions(frame))
+                _explain(results, current.detector.feature_contributions(rows))
         except (InputError, ValueError, TypeError) as exc:
             raise HTTPException(422, str(exc).splitlines()[0]) from None
         metrics.observe(time.perf_counter() - started, prediction.score, prediction.is_anomaly)

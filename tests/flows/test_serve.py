@@ -94,6 +94,19 @@ def test_every_layout_scores_like_the_champion(stack, layout):
     assert [r["is_anomaly"] for r in out["results"]] == list(expected.is_anomaly)
 
 
+def test_columnar_bodies_in_another_order_or_with_extra_columns_score_the_same(stack):
+    _, rows, client = stack
+    part = rows.head(20)
+    expected = client.post("/score", json={"records": part.to_dict("records")}).json()["results"]
+    shuffled = part[list(reversed(part.columns))].assign(note=1.0)
+    for body in (
+        {"dataframe_split": shuffled.to_dict("split") | {"index": None}},
+        {"columns": shuffled.to_dict("list")},
+    ):
+        reply = client.post("/score", json=body)
+        assert reply.status_code == 200 and reply.json()["results"] == expected
+
+
 def test_explain_gives_per_feature_contributions(stack):
     _, rows, client = stack
     out = client.post("/score?explain=true", json={"records": rows.head(3).to_dict("records")}).json()
@@ -106,12 +119,18 @@ def test_explain_gives_per_feature_contributions(stack):
     ("body", "status", "message"),
     [
         ({"records": [{"s01": 1.0}]}, 422, "missing column"),
+        ({"dataframe_split": {"columns": ["s01"], "data": [[1.0]]}}, 422, "missing column"),
+        (
+            {"dataframe_split": {"columns": [f"s0{i}" for i in range(1, 7)], "data": [[1.0] * 5 + [None]]}},
+            422,
+            "NaN",
+        ),
         ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": "x"}]}, 422, "non-numeric"),
         ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": None}]}, 422, "NaN"),
         ({"records": []}, 422, "exactly one"),
         ({"records": [{"s01": 1.0}], "columns": {"s01": [1.0]}}, 422, "exactly one"),
     ],
-    ids=["wrong-columns", "wrong-type", "nan", "empty", "two-layouts"],
+    ids=["wrong-columns", "split-wrong-columns", "split-nan", "wrong-type", "nan", "empty", "two-layouts"],
 )
 def test_bad_input_is_a_clear_4xx(stack, body, status, message):
     reply = stack[2].post("/score", json=body)
