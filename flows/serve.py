@@ -62,31 +62,35 @@ class ScoreRequest(BaseModel):
             raise InputError(
                 f"give exactly one of records, columns, dataframe_split, dataframe_records; got {given}"
             )
-        if self.dataframe_split is not None or self.columns is not None:
+        layout = given[0]
+        if layout in ("columns", "dataframe_split"):
             with contextlib.suppress(ValueError, TypeError):  # not numeric or not rectangular: the slow path
-                matrix, columns = self._numeric()
+                matrix, columns = self._numeric(layout)
                 position = {str(c): i for i, c in enumerate(columns)}
                 if len(position) == len(columns) == matrix.shape[1] and set(names) <= set(position):
                     order = [position[n] for n in names]
                     return matrix if order == list(range(len(columns))) else matrix[:, order]
                 return pd.DataFrame(matrix, columns=columns)
-        raw = self._raw_frame()
+        raw = self._raw_frame(layout)
         return raw.mask(raw.isna(), np.nan).infer_objects()
 
-    def _numeric(self) -> tuple[np.ndarray, list[Any]]:
-        if self.columns is not None:
-            return np.asarray(list(self.columns.values()), dtype=np.float64).T, list(self.columns)
-        split = self.dataframe_split or {}
-        matrix = np.asarray(split.get("data"), dtype=np.float64)
+    def _numeric(self, layout: str) -> tuple[np.ndarray, list[Any]]:
+        """(float matrix, column names) of a columnar body; ValueError/TypeError when it is not one."""
+        if layout == "columns":
+            columns = self.columns or {}
+            matrix, names = np.asarray(list(columns.values()), dtype=np.float64).T, list(columns)
+        else:
+            split = self.dataframe_split or {}
+            matrix, names = np.asarray(split.get("data"), dtype=np.float64), list(split.get("columns") or [])
         if matrix.ndim != 2:
-            raise ValueError("data is not a table")
-        return matrix, list(split.get("columns") or [])
+            raise ValueError("not a table")
+        return matrix, names
 
-    def _raw_frame(self) -> pd.DataFrame:
-        if self.columns is not None:
+    def _raw_frame(self, layout: str) -> pd.DataFrame:
+        if layout == "columns":
             return pd.DataFrame(self.columns)
-        if self.dataframe_split is not None:
-            split = self.dataframe_split
+        if layout == "dataframe_split":
+            split = self.dataframe_split or {}
             return pd.DataFrame(split.get("data", []), columns=split.get("columns"))
         return pd.DataFrame.from_records(self.records or self.dataframe_records)
 

@@ -127,10 +127,20 @@ def test_explain_gives_per_feature_contributions(stack):
         ),
         ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": "x"}]}, 422, "non-numeric"),
         ({"records": [{**{f"s0{i}": 1.0 for i in range(1, 7)}, "s03": None}]}, 422, "NaN"),
+        ({"columns": {}, "dataframe_records": [{"s01": 1.0}]}, 422, "missing column"),
         ({"records": []}, 422, "exactly one"),
         ({"records": [{"s01": 1.0}], "columns": {"s01": [1.0]}}, 422, "exactly one"),
     ],
-    ids=["wrong-columns", "split-wrong-columns", "split-nan", "wrong-type", "nan", "empty", "two-layouts"],
+    ids=[
+        "wrong-columns",
+        "split-wrong-columns",
+        "split-nan",
+        "empty-columns-beside-records",
+        "wrong-type",
+        "nan",
+        "empty",
+        "two-layouts",
+    ],
 )
 def test_bad_input_is_a_clear_4xx(stack, body, status, message):
     reply = stack[2].post("/score", json=body)
