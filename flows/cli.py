@@ -132,9 +132,10 @@ def monitor(
     Three checks, one verdict: feature drift (Evidently KS p-value, Bonferroni-corrected over features,
     and normalized Wasserstein >= monitor.drift.effect_floor std, both needed), score drift (the champion's
     scores on the window against its calibration scores: KS p-value and KS >= monitor.drift.ks_floor) and
-    alert volume (flagged share above the target FPR, binomial test). Windows above
-    monitor.drift.max_sample rows are sampled; the table shows the sampling error bound. The report
-    (Evidently HTML, score histogram, JSON) goes to SENTINEL_HOME/reports/ and to MLflow. A drift verdict
+    alert volume (flagged share above the target FPR, a beta-binomial test that allows for the size of the
+    calibration set). Windows above monitor.drift.max_sample rows are sampled; the table shows the
+    sampling error bound. The report (Evidently HTML, score histogram, JSON) goes to
+    SENTINEL_HOME/reports/ and to MLflow. A drift verdict
     starts `retrain` unless one ran within monitor.trigger.cooldown_hours or the cap per period is used;
     the retrain's gates still decide what is promoted. Exit 0 whatever the verdict; 1 on bad input.
     """
