@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from flows import runtime
-from flows.errors import ValidationFailedError
+from flows.errors import NoChampionError, ValidationFailedError
 from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae.errors import SentinelError
 
@@ -343,7 +343,7 @@ def export(
         registry = registry_of(settings)
         chosen = version or registry.alias_version("champion")
         if chosen is None:
-            raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
+            raise NoChampionError(registry.model_name)
         loaded = registry.load_version(chosen)
         lake = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
         name = dataset or settings.retrain.dataset

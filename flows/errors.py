@@ -17,6 +17,13 @@ class RegistryError(SentinelError):
     """The MLflow registry cannot be reached or holds something unexpected."""
 
 
+class NoChampionError(RegistryError):
+    """The registered model has no champion yet, so there is nothing to score, monitor or export."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(f"{model_name} has no champion yet: run sentinel retrain first")
+
+
 class ValidationFailedError(SentinelError):
     """A window failed a batch-level expectation; the run stops before training.
 

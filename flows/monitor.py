@@ -27,6 +27,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
+from flows.errors import NoChampionError
 from flows.lake import Lake, open_store
 from flows.plots import score_distribution
 from flows.registry import LoadedVersion, MonitorRecord, Registry
@@ -152,7 +153,7 @@ def monitor(
     lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
     champion = load_champion(registry)
     if champion is None:
-        raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
+        raise NoChampionError(registry.model_name)
     as_of = as_of or lake.newest_day(dataset)
     run_name = f"{dataset}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
     window = read_window(lake, dataset, as_of, cfg.window_days)

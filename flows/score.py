@@ -20,6 +20,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.errors import NoChampionError
 from flows.lake import Lake, open_store
 from flows.registry import LoadedVersion
 from flows.retrain import IO, load_champion, registry_of
@@ -90,7 +91,7 @@ def score(
     lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
     champion = load_champion(registry)
     if champion is None:
-        raise SentinelError(f"{registry.model_name} has no champion yet: run sentinel retrain first")
+        raise NoChampionError(registry.model_name)
     day = day or lake.newest_day(dataset)
     rows = load_day(lake, dataset, day)
     size = settings.score_chunk_rows
