@@ -304,7 +304,8 @@ def serve(
     """Serve the champion over HTTP (FastAPI); follows the champion alias as it moves.
 
     POST /score takes {"records": [...]}, {"columns": {...}}, or MLflow's {"dataframe_split": ...} and
-    {"dataframe_records": [...]}; ?explain=true adds per-feature reconstruction contributions. Also
+    {"dataframe_records": [...]}, or an Arrow IPC stream (Content-Type
+    application/vnd.apache.arrow.stream); ?explain=true adds per-feature reconstruction contributions. Also
     GET /health, /ready, /metadata, /metrics (Prometheus) and /docs. A bearer token is required when
     SENTINEL_SERVE__TOKEN is set.
     """

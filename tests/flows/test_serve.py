@@ -8,6 +8,9 @@ import time
 
 import httpx
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +19,7 @@ from pydantic import SecretStr
 from flows.demo import demo_data, seed_lake
 from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
-from flows.serve import create_app
+from flows.serve import ARROW, create_app
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -105,6 +108,44 @@ def test_columnar_bodies_in_another_order_or_with_extra_columns_score_the_same(s
     ):
         reply = client.post("/score", json=body)
         assert reply.status_code == 200 and reply.json()["results"] == expected
+
+
+def _arrow(frame: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def test_an_arrow_body_scores_like_json(stack):
+    _, rows, client = stack
+    part = rows.head(50)
+    expected = client.post("/score", json={"records": part.to_dict("records")}).json()["results"]
+    shuffled = part[list(reversed(part.columns))].assign(note="extra")
+    reply = client.post("/score", content=_arrow(shuffled), headers={"Content-Type": ARROW})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["results"] == expected
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (lambda rows: rows.head(3).drop(columns=["s02"]), "missing column"),
+        (lambda rows: rows.head(3).assign(s02=[1.0, None, 2.0]), "NaN"),
+        (lambda rows: rows.head(3).assign(s02="x"), "non-numeric"),
+    ],
+    ids=["missing-column", "null", "text-column"],
+)
+def test_bad_arrow_bodies_are_a_clear_422(stack, frame, message):
+    _, rows, client = stack
+    reply = client.post("/score", content=_arrow(frame(rows)), headers={"Content-Type": ARROW})
+    assert reply.status_code == 422 and message in reply.json()["detail"]
+
+
+def test_a_body_that_is_not_arrow_is_a_clear_422(stack):
+    reply = stack[2].post("/score", content=b"not arrow at all", headers={"Content-Type": ARROW})
+    assert reply.status_code == 422 and reply.json()["detail"].startswith("body is not an Arrow IPC stream")
 
 
 def test_explain_gives_per_feature_contributions(stack):
