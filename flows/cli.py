@@ -53,14 +53,14 @@ def demo() -> None:
 
 def _run_demo(settings: Settings) -> None:
     from flows.demo import SHADOW_KEY, demo_data, demo_steps, seed_lake
-    from flows.lake import Lake, open_store
+    from flows.retrain import lake_of
 
     runtime.configure(settings)
     dataset = settings.demo.dataset
     settings = settings.model_copy(
         update={"retrain": settings.retrain.model_copy(update={"dataset": dataset, "shadow_key": SHADOW_KEY})}
     )
-    lake = Lake(open_store(settings.lake_root()))
+    lake = lake_of(settings)
     dates = seed_lake(
         lake, demo_data(settings), dataset, settings.demo.days, date.today(), settings.demo.seed
     )
@@ -338,15 +338,14 @@ def export(
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.lake import Lake, open_store
-        from flows.retrain import registry_of
+        from flows.retrain import lake_of, registry_of
 
         registry = registry_of(settings)
         chosen = version or registry.alias_version("champion")
         if chosen is None:
             raise NoChampionError(registry.model_name)
         loaded = registry.load_version(chosen)
-        lake = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
+        lake = lake_of(settings)
         name = dataset or settings.retrain.dataset
         rows = lake.read_window(name, lake.newest_day(name), 1)  # the newest day checks parity
         tolerance = settings.retrain.gates.export_parity_tolerance

@@ -27,11 +27,10 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
-from flows.errors import NoChampionError
-from flows.lake import Lake, open_store
+from flows.lake import Lake
 from flows.plots import score_distribution
 from flows.registry import LoadedVersion, MonitorRecord, Registry
-from flows.retrain import IO, PURE, load_champion, registry_of, retrain
+from flows.retrain import IO, PURE, lake_of, registry_of, require_champion, retrain
 from flows.settings import Settings
 from flows.trigger import TriggerDecision, trigger_decision
 from vae import Prediction
@@ -150,10 +149,8 @@ def monitor(
     settings = settings or Settings()
     cfg = settings.monitor
     dataset = dataset or settings.retrain.dataset
-    lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
-    champion = load_champion(registry)
-    if champion is None:
-        raise NoChampionError(registry.model_name)
+    lake, registry = lake_of(settings), registry_of(settings)
+    champion = require_champion(registry)
     as_of = as_of or lake.newest_day(dataset)
     run_name = f"{dataset}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
     window = read_window(lake, dataset, as_of, cfg.window_days)

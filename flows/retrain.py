@@ -35,7 +35,7 @@ from flows.candidate import (
     holdout_split,
     save_reference,
 )
-from flows.errors import StoreUnavailableError, ValidationFailedError
+from flows.errors import NoChampionError, StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake, open_store
 from flows.registry import CandidateRecord, LoadedVersion, Registry
 from flows.settings import Settings
@@ -190,7 +190,7 @@ def retrain(
         window_days or cfg.window_days,
     )
     run_id = f"{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
-    lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
+    lake, registry = lake_of(settings), registry_of(settings)
     clock = Stopwatch()
     with clock("registry"):
         champion = load_champion(registry)
@@ -269,6 +269,19 @@ class Stopwatch:
 
 
 # --------------------------------------------------------------------------------------- helpers
+def lake_of(settings: Settings) -> Lake:
+    """The lake adapter the settings point at."""
+    return Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
+
+
+def require_champion(registry: Registry) -> LoadedVersion:
+    """The champion, loaded through the retried task; NoChampionError when there is none yet."""
+    champion = load_champion(registry)
+    if champion is None:
+        raise NoChampionError(registry.model_name)
+    return champion
+
+
 def registry_of(settings: Settings) -> Registry:
     """The registry adapter the settings point at."""
     r = settings.registry

@@ -20,10 +20,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.errors import NoChampionError
-from flows.lake import Lake, open_store
+from flows.lake import Lake
 from flows.registry import LoadedVersion
-from flows.retrain import IO, load_champion, registry_of
+from flows.retrain import IO, lake_of, registry_of, require_champion
 from flows.settings import Settings
 from vae.errors import SentinelError
 
@@ -88,10 +87,8 @@ def score(
     """
     settings = settings or Settings()
     dataset = dataset or settings.retrain.dataset
-    lake, registry = Lake(open_store(settings.lake_root(), settings.lake.endpoint_url)), registry_of(settings)
-    champion = load_champion(registry)
-    if champion is None:
-        raise NoChampionError(registry.model_name)
+    lake, registry = lake_of(settings), registry_of(settings)
+    champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
     rows = load_day(lake, dataset, day)
     size = settings.score_chunk_rows
