@@ -39,10 +39,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc
 
-from flows.serve import ARROW
+from flows.serve import ARROW, arrow_body
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: sentinel and mlflow live next to its python
@@ -235,15 +233,6 @@ def split_body(rows: pd.DataFrame) -> bytes:
     """The MLflow `dataframe_split` JSON body of `rows` (both servers accept it)."""
     body = {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
     return json.dumps(body).encode()
-
-
-def arrow_body(rows: pd.DataFrame) -> bytes:
-    """The rows as an Arrow IPC stream (ours only: MLflow's server has no binary input format)."""
-    table = pa.Table.from_pandas(rows, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
 
 
 def timed_posts(client: httpx.Client, path: str, bodies: list[bytes]) -> list[float]:

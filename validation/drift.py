@@ -156,8 +156,7 @@ def feature_drift(
     if reference.empty or current.empty or missing:
         raise ValueError(f"feature drift needs rows on both sides and every column; missing {missing}")
     columns = [str(c) for c in reference.columns]
-    ref = reference.sample(min(len(reference), policy.max_sample), random_state=seed)
-    cur = current[columns].sample(min(len(current), policy.max_sample), random_state=seed)
+    ref, cur = sample_rows(reference, policy, seed), sample_rows(current[columns], policy, seed)
     definition = DataDefinition(numerical_columns=columns)
     metrics = [ValueDrift(column=c, method=m) for c in columns for m in ("ks", "wasserstein")]
     snapshot = Report(metrics).run(

@@ -8,9 +8,6 @@ import time
 
 import httpx
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,7 +16,7 @@ from pydantic import SecretStr
 from flows.demo import demo_data, seed_lake
 from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
-from flows.serve import ARROW, create_app
+from flows.serve import ARROW, arrow_body, create_app
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -110,20 +107,12 @@ def test_columnar_bodies_in_another_order_or_with_extra_columns_score_the_same(s
         assert reply.status_code == 200 and reply.json()["results"] == expected
 
 
-def _arrow(frame: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 def test_an_arrow_body_scores_like_json(stack):
     _, rows, client = stack
     part = rows.head(50)
     expected = client.post("/score", json={"records": part.to_dict("records")}).json()["results"]
     shuffled = part[list(reversed(part.columns))].assign(note="extra")
-    reply = client.post("/score", content=_arrow(shuffled), headers={"Content-Type": ARROW})
+    reply = client.post("/score", content=arrow_body(shuffled), headers={"Content-Type": ARROW})
     assert reply.status_code == 200, reply.text
     assert reply.json()["results"] == expected
 
@@ -139,7 +128,7 @@ def test_an_arrow_body_scores_like_json(stack):
 )
 def test_bad_arrow_bodies_are_a_clear_422(stack, frame, message):
     _, rows, client = stack
-    reply = client.post("/score", content=_arrow(frame(rows)), headers={"Content-Type": ARROW})
+    reply = client.post("/score", content=arrow_body(frame(rows)), headers={"Content-Type": ARROW})
     assert reply.status_code == 422 and message in reply.json()["detail"]
 
 
