@@ -13,7 +13,6 @@ A second table measures batch scoring throughput of a 20-feature model with defa
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import from_folder, held_out
+from publish import publish
 from sklearn.ensemble import IsolationForest
 
 from vae import VAEDetector
@@ -217,7 +217,7 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     if args.throughput_only:
         speed = throughput(args.throughput_rows, not args.no_pyod_vae)
-        write(args.out, "detection-throughput", markdown([], speed), {"throughput": speed})
+        publish(args.out, "detection-throughput", markdown([], speed), {"throughput": speed})
         return
     sets = [("public", d) for d in from_folder(args.folder)]
     if not args.no_held_out:
@@ -225,18 +225,9 @@ def main() -> None:
     print(f"{len(sets)} datasets, {args.seeds} seed(s), target FPR {TARGET_FPR:.0%}")
     rows = accuracy_rows(sets, args.seeds, not args.no_pyod_vae)
     speed = throughput(args.throughput_rows, not args.no_pyod_vae)
-    write(
+    publish(
         args.out, "detection", markdown(rows, speed), {"rows": [asdict(r) for r in rows], "throughput": speed}
     )
-
-
-def write(folder: Path, name: str, report: str, content: dict[str, object]) -> None:
-    """Print the report and write it (markdown) and the figures (JSON) to `folder`."""
-    print(report)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.md").write_text(report + "\n")
-    (folder / f"{name}.json").write_text(json.dumps(content, indent=1))
-    print(f"\nwritten: {folder / f'{name}.md'}, {folder / f'{name}.json'}")
 
 
 if __name__ == "__main__":

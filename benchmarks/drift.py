@@ -33,7 +33,6 @@ Run: .venv/bin/python benchmarks/drift.py [--quick]   (writes benchmarks/results
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -60,6 +59,7 @@ warnings.filterwarnings("ignore", "invalid value encountered in divide", Runtime
 from evidently import DataDefinition, Dataset, Report  # noqa: E402
 from evidently.metrics import ValueDrift  # noqa: E402
 from evidently.presets import DataDriftPreset  # noqa: E402
+from publish import publish  # noqa: E402
 
 from flows.datasets import find_shipped, load_npz  # noqa: E402
 from vae import VAEDetector  # noqa: E402
@@ -533,11 +533,7 @@ def main() -> None:
     result["section_seconds"] = seconds
     result["false_alarm_summary"] = false_alarm_summary(result["false_alarms"])
     result["detection_summary"] = detection_summary(result["detection"])
-    text = report(result)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "drift.md").write_text(text + "\n")
-    (args.out / "drift.json").write_text(json.dumps(result, indent=2))
+    publish(args.out, "drift", report(result), result)
 
 
 if __name__ == "__main__":

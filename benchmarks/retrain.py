@@ -10,7 +10,6 @@ Run: .venv/bin/python benchmarks/retrain.py   (writes benchmarks/results/retrain
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 import time
@@ -22,6 +21,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from publish import publish  # noqa: E402
 
 from flows import runtime  # noqa: E402
 from flows.settings import Settings  # noqa: E402
@@ -167,14 +168,9 @@ def report(
         f"| Great Expectations, 60 expectations on the window | {gx_floor:.2f} |",
         f"| sum | {floors:.2f} |",
     ]
-    text = "\n".join(lines)
-    print(text)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "retrain.md").write_text(text + "\n")
     floors_s = {"prefect_flow": flow_floor, "mlflow_log_register": mlflow_floor, "gx_60": gx_floor}
     payload = {"server_start_s": server_start, "runs": runs, "floors_s": floors_s}
-    (out / "retrain.json").write_text(json.dumps(payload, indent=2))
+    publish(ROOT / "benchmarks" / "results", "retrain", "\n".join(lines), payload)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from publish import publish
 
 from flows.serve import ARROW, arrow_body
 
@@ -489,11 +490,7 @@ def main() -> None:
     if not args.skip_batch:
         result["batch_flow"] = measure_batch_flow(demo_home, args.torch_threads)
     result["load_after"] = os.getloadavg()
-    text = report(result, plan)
-    print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "serving.md").write_text(text + "\n")
-    (args.out / "serving.json").write_text(json.dumps(result, indent=2))
+    publish(args.out, "serving", report(result, plan), result)
 
 
 if __name__ == "__main__":
