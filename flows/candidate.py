@@ -35,8 +35,11 @@ class HoldoutSplit:
     evaluation: pd.DataFrame
 
 
-def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSplit:
-    """Older days train; the newest `holdout_days` days are halved (seeded) into calibration and evaluation.
+def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int, in_order: bool = False) -> HoldoutSplit:
+    """Older days train; the newest `holdout_days` days are halved into calibration and evaluation rows.
+
+    The halves are seeded random rows, or with `in_order` (windowed models, which need consecutive rows)
+    the older and the newer half of the holdout.
 
     Raises:
         InputError: the window does not span more days than the holdout.
@@ -46,7 +49,7 @@ def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int) -> HoldoutSp
         raise InputError(f"window spans {len(days)} day(s); need more than the {holdout_days} holdout day(s)")
     newest = rows["_date"] >= days[-holdout_days]
     holdout = rows.loc[newest]
-    order = np.random.default_rng(seed).permutation(len(holdout))
+    order = np.arange(len(holdout)) if in_order else np.random.default_rng(seed).permutation(len(holdout))
     half = len(holdout) // 2
     calib, evaluation = holdout.iloc[np.sort(order[:half])], holdout.iloc[np.sort(order[half:])]
     return HoldoutSplit(rows.loc[~newest], calib, evaluation)
@@ -139,7 +142,7 @@ def candidate_record(
             "trigger": window.trigger,
             "window_hash": summary["hash"],
         },
-        input_example=evaluation.head(5),
+        input_example=evaluation.head(max(5, candidate.config.window)),  # one full window at least
         texts={
             "window.json": json.dumps(summary, indent=2),
             "contract.json": contract.model_dump_json(indent=2),

@@ -68,10 +68,15 @@ def read_window(lake: Lake, dataset: str, as_of: date, days: int) -> pd.DataFram
 def score_window(
     champion: LoadedVersion, window: pd.DataFrame, settings: Settings
 ) -> tuple[pd.DataFrame, Prediction]:
-    """A sample of the window (at most monitor.drift.max_sample rows), scored by the champion."""
-    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed)
+    """A sample of the window (at most monitor.drift.max_sample rows), scored by the champion.
+
+    A windowed champion needs consecutive rows: it scores the whole window, and the rows returned are those
+    its scores belong to (from the first full window on).
+    """
+    steps = champion.detector.config.window
+    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed) if steps == 1 else window
     prediction = champion.detector.predict(rows)  # names a missing column, NaN, a wrong type
-    return rows[list(champion.contract.names)], prediction
+    return rows[list(champion.contract.names)].iloc[steps - 1 :], prediction
 
 
 @task(**PURE)

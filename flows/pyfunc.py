@@ -37,5 +37,5 @@ class DetectorModel(mlflow.pyfunc.PythonModel):
         prediction = detector.predict(model_input)
         return pd.DataFrame(
             {"score": prediction.score, "is_anomaly": prediction.is_anomaly, "p_value": prediction.p_value},
-            index=model_input.index,
+            index=detector.score_index(model_input),
         )

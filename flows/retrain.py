@@ -208,7 +208,9 @@ def retrain(
         stop(report, f"window {dataset} to {as_of}", saved)
     clean = window.drop(index=report.quarantined.index)
     data = TrainingData(
-        holdout_split(clean, cfg.holdout_days, settings.detector.seed), shadow, contract.names
+        holdout_split(clean, cfg.holdout_days, settings.detector.seed, in_order=settings.detector.window > 1),
+        shadow,
+        contract.names,
     )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):

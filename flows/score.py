@@ -1,7 +1,8 @@
 """The `score` Prefect flow: score a day of lake partitions with the champion; write scores and alerts.
 
 Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input row: ``_source``, ``_row``,
-score, flag, p-value), flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
+score, flag, p-value; a champion trained on windows of w steps scores a day's rows from its w-th on),
+flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
 leaves out of training. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
 on a Dask cluster when `dask_address` is set (`score_day` picks the task runner).
 
@@ -48,12 +49,13 @@ def load_day(lake: Lake, dataset: str, day: date) -> pd.DataFrame:
 
 @task(cache_policy=NO_CACHE)
 def score_chunk(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
-    """Score, flag and p-value of one chunk, keyed by row identity."""
+    """Score, flag and p-value of one chunk, keyed by row identity (of each window's last row)."""
     prediction = champion.detector.predict(rows)  # picks the champion's columns; names a missing one
+    scored = rows.iloc[champion.detector.config.window - 1 :]
     return pd.DataFrame(
         {
-            "_source": rows["_source"].to_numpy(),
-            "_row": rows["_row"].to_numpy(),
+            "_source": scored["_source"].to_numpy(),
+            "_row": scored["_row"].to_numpy(),
             "score": prediction.score,
             "is_anomaly": prediction.is_anomaly,
             "p_value": prediction.p_value,
@@ -91,8 +93,11 @@ def score(
     champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
     rows = load_day(lake, dataset, day)
-    size = settings.score_chunk_rows
-    futures = [score_chunk.submit(champion, rows.iloc[i : i + size]) for i in range(0, len(rows), size)]
+    size, overlap = settings.score_chunk_rows, champion.detector.config.window - 1  # windows span chunks
+    futures = [
+        score_chunk.submit(champion, rows.iloc[max(0, i - overlap) : i + size])
+        for i in range(0, len(rows), size)
+    ]
     scores = pd.concat([f.result() for f in futures], ignore_index=True)
     scores_key, alerts_key = write_results(lake, dataset, day, champion.version, scores)
     return ScoreOutcome(

@@ -23,7 +23,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from flows.registry import LoadedVersion, Registry
 from flows.retrain import registry_of
 from flows.settings import Settings
+from flows.streams import StreamBook
 from vae.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,16 @@ class ScoreRequest(BaseModel):
         return pd.DataFrame.from_records(self.records or self.dataframe_records)
 
 
-BODY_SCHEMA = ScoreRequest.model_json_schema()
+BODY = {  # the request body of /score and /stream in the OpenAPI schema: JSON layouts or an Arrow stream
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": ScoreRequest.model_json_schema()},
+            ARROW: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+STREAM_ID = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="Your series' id.")
 
 
 class RowResult(BaseModel):
@@ -118,6 +128,28 @@ class ScoreResponse(BaseModel):
     version: str
     threshold: float
     results: list[RowResult]
+
+
+class StreamResult(BaseModel):
+    """One completed window of a stream: its score, the smoothed score and the flag on the smoothed score."""
+
+    step: int = Field(description="Position in the stream (from 0) of the window's last observation.")
+    score: float
+    smoothed: float
+    is_anomaly: bool
+
+
+class StreamResponse(BaseModel):
+    """Which model scored, the smoothing and its threshold, and one result per window completed."""
+
+    model: str
+    version: str
+    stream_id: str
+    window: int
+    beta: float
+    threshold: float
+    steps: int = Field(description="Observations this stream has received.")
+    results: list[StreamResult]
 
 
 class ModelHolder:
@@ -153,10 +185,11 @@ class ModelHolder:
 
 
 def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI:
-    """The service: /score, /health, /ready, /metadata, /metrics; OpenAPI at /openapi.json."""
+    """The service: /score, /stream, /health, /ready, /metadata, /metrics; OpenAPI at /openapi.json."""
     cfg = settings.serve
     holder = holder or ModelHolder(registry_of(settings))
     metrics = _Metrics()
+    streams = StreamBook(cfg.stream_beta, cfg.max_streams)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -194,12 +227,13 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
 
     @app.get("/metadata", dependencies=[Depends(authorized)])
     def metadata(current: Annotated[LoadedVersion, Depends(model)]) -> dict[str, Any]:
-        """Model name, version, input columns, threshold and target FPR."""
+        """Model name, version, input columns, window length, threshold and target FPR."""
         det = current.detector
         return {
             "model": holder.registry.model_name,
             "version": current.version,
             "columns": list(current.contract.names),
+            "window": det.config.window,
             "threshold": det.threshold_,
             "target_fpr": det.threshold_fpr_,
         }
@@ -214,29 +248,20 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         dependencies=[Depends(small_enough), Depends(authorized)],
         response_model=ScoreResponse,
         response_class=Response,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": BODY_SCHEMA},
-                    ARROW: {"schema": {"type": "string", "format": "binary"}},
-                },
-            }
-        },
+        openapi_extra=BODY,
     )
     async def score(
         request: Request, current: Annotated[LoadedVersion, Depends(model)], explain: bool = False
     ) -> Response:
-        """Score rows: per row the score, flag and p-value (and, with explain, where the error comes from)."""
+        """Score rows: per row the score, flag and p-value (and, with explain, where the error comes from).
+
+        A model trained on windows of w steps reads the rows as one series and returns one result per
+        full window (n - w + 1 of them, for rows w-1 ... n-1).
+        """
         raw = await request.body()
-        arrow = request.headers.get("content-type", "").startswith(ARROW)
-        body = None if arrow else _parse(raw)  # orjson + one model_validate: cheaper than FastAPI's decoding
         started = time.perf_counter()
         try:
-            names = current.contract.names
-            rows = _arrow_rows(raw, names) if body is None else body.rows(names)
-            if len(rows) > cfg.max_rows:
-                raise HTTPException(413, f"{len(rows)} rows in one request; the limit is {cfg.max_rows}")
+            rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
             prediction = current.detector.predict(rows)
             results = _rows(prediction.score, prediction.is_anomaly, prediction.p_value)
             if explain:
@@ -252,12 +277,84 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         }
         return Response(orjson.dumps(payload), media_type="application/json")
 
+    @app.post(
+        "/stream/{stream_id}",
+        dependencies=[Depends(small_enough), Depends(authorized)],
+        response_model=StreamResponse,
+        response_class=Response,
+        openapi_extra=BODY,
+    )
+    async def stream(
+        request: Request,
+        current: Annotated[LoadedVersion, Depends(model)],
+        stream_id: Annotated[str, STREAM_ID],
+    ) -> Response:
+        """The next observations of a series: smoothed scores and flags of every window they complete.
+
+        The service keeps each stream's last window - 1 observations and its EMA state, so a series can
+        arrive a row at a time. Flags compare the smoothed score with a threshold calibrated on smoothed
+        held-out scores (same target FPR). A bad body leaves the stream as it was.
+        """
+        raw = await request.body()
+        started = time.perf_counter()
+        try:
+            rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
+            update = streams.advance(stream_id, current, rows)
+        except (InputError, ValueError, TypeError) as exc:
+            raise HTTPException(422, str(exc).splitlines()[0]) from None
+        scores = update.scores
+        metrics.observe(time.perf_counter() - started, scores.score, scores.is_anomaly)
+        payload = {
+            "model": holder.registry.model_name,
+            "version": current.version,
+            "stream_id": stream_id,
+            "window": current.detector.config.window,
+            "beta": streams.beta,
+            "threshold": update.threshold,
+            "steps": update.state.steps,
+            "results": [
+                {"step": t, "score": s, "smoothed": m, "is_anomaly": a}
+                for t, s, m, a in zip(
+                    scores.step.tolist(),
+                    scores.score.tolist(),
+                    scores.smoothed.tolist(),
+                    scores.is_anomaly.tolist(),
+                    strict=True,
+                )
+            ],
+        }
+        return Response(orjson.dumps(payload), media_type="application/json")
+
+    @app.delete("/stream/{stream_id}", status_code=204, dependencies=[Depends(authorized)])
+    def forget_stream(stream_id: Annotated[str, STREAM_ID]) -> Response:
+        """Forget a stream's buffer and smoothing state; 404 when there is none."""
+        if not streams.forget(stream_id):
+            raise HTTPException(404, f"no stream {stream_id!r}")
+        return Response(status_code=204)
+
     @app.get("/metrics")
     def prometheus() -> Response:
         """Prometheus metrics: requests, latency, rows, alerts, scores."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _body_rows(
+    raw: bytes, request: Request, names: Sequence[str], max_rows: int
+) -> np.ndarray | pd.DataFrame:
+    """The rows of a /score or /stream body, JSON (any layout) or Arrow; 413 above `max_rows`.
+
+    Raises:
+        InputError: not exactly one JSON layout.
+    """
+    if request.headers.get("content-type", "").startswith(ARROW):
+        rows = _arrow_rows(raw, names)
+    else:
+        rows = _parse(raw).rows(names)  # orjson + one model_validate: cheaper than FastAPI's decoding
+    if len(rows) > max_rows:
+        raise HTTPException(413, f"{len(rows)} rows in one request; the limit is {max_rows}")
+    return rows
 
 
 def _parse(raw: bytes) -> ScoreRequest:

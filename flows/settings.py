@@ -113,6 +113,12 @@ class ServeSettings(BaseModel):
     torch_threads: int = Field(
         1, ge=1, description="Torch threads per server process; scale out with more processes instead."
     )
+    stream_beta: float = Field(
+        0.9, ge=0, lt=1, description="EMA weight of the past in /stream's smoothed scores (0: no smoothing)."
+    )
+    max_streams: int = Field(
+        10_000, ge=1, description="Streams whose state /stream keeps; the least recently used go first."
+    )
 
 
 class Settings(BaseSettings):

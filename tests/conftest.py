@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from flows.datasets import LabelledSet, find_shipped, load_npz
+from flows.datasets import LabelledSet, find_shipped, load_npz, load_skab
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -24,6 +25,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def cardio() -> LabelledSet:
     return load_npz(find_shipped(DATA_DIR, "cardio"))
+
+
+@pytest.fixture(scope="session")
+def pump() -> pd.DataFrame:
+    """SKAB's normal run of a water pump: 9405 seconds of 8 sensors, in time order."""
+    return load_skab(DATA_DIR / "timeseries" / "skab" / "anomaly-free.csv")
 
 
 @pytest.fixture

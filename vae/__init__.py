@@ -19,6 +19,7 @@ from vae.errors import (
     SentinelError,
     TrainingDivergedError,
 )
+from vae.streaming import StreamScores, StreamState, advance
 from vae.timeseries import ema, to_time_steps, windows
 
 __all__ = [
@@ -32,9 +33,12 @@ __all__ = [
     "Prediction",
     "ScoreConfig",
     "SentinelError",
+    "StreamScores",
+    "StreamState",
     "TrainConfig",
     "TrainingDivergedError",
     "VAEDetector",
+    "advance",
     "ema",
     "to_time_steps",
     "windows",

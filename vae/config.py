@@ -104,6 +104,13 @@ class DetectorConfig(_Frozen):
     train: TrainConfig = TrainConfig()
     score: ScoreConfig = ScoreConfig()
     target_fpr: float = Field(0.01, gt=0, lt=1, description="False-positive rate the threshold aims for.")
+    window: int = Field(
+        1,
+        ge=1,
+        description="Time steps per sample. 1: rows are independent samples. w > 1: the input is a "
+        "time-ordered series, each sample is the sliding window of its last w rows, and scores belong to "
+        "the window's last step (n - w + 1 scores for n rows).",
+    )
     seed: int = Field(0, description="Seed of every random choice (split, init, batches).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
 

@@ -28,7 +28,9 @@ from vae.model import VAE
 from vae.prefilter import PrefilterReport, drop_outliers
 from vae.preprocessing import Preprocessor, as_matrix
 from vae.scoring import Scorer, mix_terms
+from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
+from vae.windowing import sliding
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -84,9 +86,11 @@ class VAEDetector:
         """Train on normal rows X, then normalize the score terms and calibrate the threshold.
 
         Args:
-            X: (n_samples, n_features) normal rows, array or DataFrame.
-            X_val: held-out normal rows; by default a seeded slice of X: `val_fraction` of it, raised
-                towards 2/target_fpr rows (up to half of X, or the 1/target_fpr - 1 that calibration needs).
+            X: (n_samples, n_features) normal rows, array or DataFrame; a time-ordered series when
+                `config.window` > 1.
+            X_val: held-out normal rows; by default a seeded slice of X (its newest rows for window > 1):
+                `val_fraction` of it, raised towards 2/target_fpr samples (up to half of X, or the
+                1/target_fpr - 1 that calibration needs).
             warm_start: a fitted detector with the same features and architecture; training starts
                 from its weights and keeps its preprocessing.
             shadow_anomalies: known anomalies used only to choose alpha (when alpha='auto').
@@ -103,8 +107,11 @@ class VAEDetector:
             X_train, X_hold = self._split(X_all)
         else:
             X_train, X_hold = X_all, as_matrix(X_val, columns=columns, n_features=X_all.shape[1])
+        if cfg.window > 1:
+            X_train, X_hold = sliding(X_train, cfg.window), sliding(X_hold, cfg.window)
         if len(X_train) < cfg.train.min_rows:
-            raise InputError(f"too few rows to fit: {len(X_train)} training rows, need {cfg.train.min_rows}")
+            unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
+            raise InputError(f"too few {unit} to fit: {len(X_train)} for training, need {cfg.train.min_rows}")
         X_train, prefilter = drop_outliers(X_train, cfg.train.prefilter_fraction, cfg.seed)
 
         device = resolve_device(cfg.device)
@@ -112,7 +119,7 @@ class VAEDetector:
             torch.manual_seed(cfg.seed)
             pre, vae = self._initial_model(X_train, columns, warm_start)
         vae.to(device)
-        to_t = lambda a: torch.as_tensor(pre.transform(a), device=device)  # noqa: E731
+        to_t = lambda a: torch.as_tensor(pre.standardize(a), device=device)  # noqa: E731
         # A warm start is already fitted: annealing KL from zero again would undo its latent structure.
         train_cfg = cfg.train if warm_start is None else cfg.train.model_copy(update={"kl_warmup_epochs": 0})
         result = train_vae(vae, to_t(X_train), to_t(X_hold), train_cfg, cfg.seed, on_epoch)
@@ -131,11 +138,14 @@ class VAEDetector:
         return self
 
     def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
         cfg = self.config
         n = len(X)
         stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
         n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
-        n_val = max(1, min(n_val, n - cfg.train.min_rows))  # training rows first; calibration says if short
+        n_val = max(1, min(n_val + cfg.window - 1, n - cfg.train.min_rows))  # training first
+        if cfg.window > 1:  # windows overlap: a random split would calibrate on copies of training steps
+            return X[: n - n_val], X[n - n_val :]
         order = np.random.default_rng(cfg.seed).permutation(n)
         return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
 
@@ -147,8 +157,12 @@ class VAEDetector:
         hidden, latent = m.architecture(n_features)
         vae = VAE(n_features, hidden, latent, learn_variance=m.reconstruction == "gaussian_nll")
         if warm_start is None:
-            return Preprocessor.fit(X_train, columns), vae
+            return Preprocessor.fit(X_train, columns, self.config.window), vae
         src_pre, src_vae, _ = warm_start._fitted()
+        if src_pre.window != self.config.window:
+            raise InputError(
+                f"warm_start uses windows of {src_pre.window} step(s), this config {self.config.window}"
+            )
         if src_pre.n_features != n_features or (columns and src_pre.columns and src_pre.columns != columns):
             raise InputError(
                 f"warm_start was trained on {src_pre.columns or src_pre.n_features} feature(s), "
@@ -174,8 +188,12 @@ class VAEDetector:
     def _run(self, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
         return _apply(self._fitted()[0].check(X), fn, width)
 
+    def observations(self, X: Any) -> np.ndarray:
+        """X's rows checked against the column contract, as raw float32 values (before any windowing)."""
+        return self._fitted()[0].observations(X)
+
     def score(self, X: Any) -> np.ndarray:
-        """Anomaly scores (n_samples,) of raw rows; higher = more anomalous."""
+        """Anomaly scores, higher = more anomalous: one per row, or per full window when window > 1."""
         return self._run(X, self._fitted()[2], 1)
 
     decision_function = score  # PyOD's name
@@ -193,9 +211,12 @@ class VAEDetector:
             r, z = scorer.normalize(recon, latent)
             return torch.stack([recon, latent, r, z, scorer.mix(r, z)], dim=1)
 
-        index = X.index if isinstance(X, pd.DataFrame) else None
         cols = ["reconstruction", "latent", "reconstruction_norm", "latent_norm", "score"]
-        return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=index)
+        return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=self.score_index(X))
+
+    def score_index(self, X: Any) -> pd.Index | None:
+        """Row labels of the scores of a DataFrame X: its own, from the first full window on (else None)."""
+        return X.index[self.config.window - 1 :] if isinstance(X, pd.DataFrame) else None
 
     def holdout_loss(self, X: Any) -> float:
         """Mean negative ELBO per row of X (z at the posterior mean, full beta), in raw-data units.
@@ -210,22 +231,26 @@ class VAEDetector:
         return loss
 
     def feature_contributions(self, X: Any) -> pd.DataFrame:
-        """Each feature's share of the reconstruction term per row (n_samples, n_features): where to look.
+        """Each feature's share of the reconstruction term per score (n_scores, n_columns): where to look.
 
-        Entry (i, j) is feature j's weighted squared reconstruction error; a row's entries sum to its raw
-        reconstruction term.
+        Entry (i, j) is column j's weighted squared reconstruction error, summed over the window's steps
+        for window > 1; a row's entries sum to its raw reconstruction term.
         """
         pre, _, scorer = self._fitted()
 
         def parts(x: torch.Tensor) -> torch.Tensor:
             diff = x - scorer.decode(scorer.encode(x)[0])
-            return diff * diff * scorer.recon_weight
+            return (diff * diff * scorer.recon_weight).view(len(x), pre.window, pre.n_channels).sum(dim=1)
 
-        index = X.index if isinstance(X, pd.DataFrame) else None
-        names = list(pre.columns or (f"x{i}" for i in range(pre.n_features)))
-        return pd.DataFrame(self._run(X, parts, pre.n_features), columns=names, index=index)
+        names = list(pre.columns or (f"x{i}" for i in range(pre.n_channels)))
+        return pd.DataFrame(self._run(X, parts, pre.n_channels), columns=names, index=self.score_index(X))
 
     # ---------------------------------------------------------- thresholds
+    @property
+    def n_channels_(self) -> int:
+        """Columns of one observation (a row of the input)."""
+        return self._fitted()[0].n_channels
+
     @property
     def alpha_(self) -> float:
         """Weight of the reconstruction term in the score."""
@@ -245,8 +270,7 @@ class VAEDetector:
 
     def _calibrate(self, scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float) -> float:
         """Set alpha and the threshold from calibration terms; on error, nothing changes."""
-        t = torch.as_tensor(terms)
-        scores = mix_terms(t[:, 0], t[:, 1], alpha, scorer.combine).double().numpy()
+        scores = _mixed(terms, alpha, scorer.combine)
         if self.config.score.threshold_method == "conformal":
             threshold = conformal_threshold(scores, fpr)
         else:
@@ -255,6 +279,16 @@ class VAEDetector:
         scorer.threshold.fill_(threshold)
         self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
         return threshold
+
+    def smoothed_threshold(self, beta: float) -> float:
+        """Threshold for `ema(scores, beta)` streams, at the same target FPR.
+
+        Calibrated on the EMA of the calibration scores in their order, so it suits detectors calibrated
+        on a time-ordered series (window > 1). beta = 0 gives `threshold_`.
+        """
+        assert self.calibration_terms_ is not None
+        scores = _mixed(self.calibration_terms_, self.alpha_, self.config.score.combine)
+        return conformal_threshold(ema(scores, beta), self.threshold_fpr_) if beta else self.threshold_
 
     def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
         """Recalibrate the threshold (and p-values) on other normal rows, without retraining; returns it.
@@ -319,6 +353,12 @@ def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: 
 def _terms_of(pre: Preprocessor, scorer: Scorer, X: Any) -> np.ndarray:
     """Normalized (reconstruction, latent) terms of raw rows, (n_samples, 2)."""
     return _apply(pre.check(X), lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
+
+
+def _mixed(terms: np.ndarray, alpha: float, combine: str) -> np.ndarray:
+    """Scores (float64) of normalized (reconstruction, latent) terms."""
+    t = torch.as_tensor(terms)
+    return mix_terms(t[:, 0], t[:, 1], alpha, combine).double().numpy()
 
 
 def _column_names(X: Any) -> tuple[str, ...] | None:

@@ -101,7 +101,7 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     config = DetectorConfig.model_validate(meta["config"])
     det = cls(config)
     columns = tuple(meta["columns"]) if meta["columns"] else None
-    pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns)
+    pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns, config.window)
     m = config.model
     vae = VAE(
         pre.n_features,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vae.errors import InputError
+from vae.windowing import sliding
 
 
 def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None) -> np.ndarray:
@@ -67,31 +68,49 @@ def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | 
 
 @dataclass(frozen=True)
 class Preprocessor:
-    """Column contract plus a standard scaler fitted on training rows."""
+    """Column contract, sliding windows (for window > 1) and a standard scaler fitted on training samples.
+
+    `mean` and `scale` have one entry per model input: `window * n_channels` of them, time-major.
+    """
 
     mean: np.ndarray
     scale: np.ndarray
     columns: tuple[str, ...] | None = None
+    window: int = 1
 
     @property
     def n_features(self) -> int:
-        """Number of input features."""
+        """Number of model inputs (window * n_channels)."""
         return int(self.mean.shape[0])
 
+    @property
+    def n_channels(self) -> int:
+        """Number of columns of one observation."""
+        return self.n_features // self.window
+
     @classmethod
-    def fit(cls, values: np.ndarray, columns: tuple[str, ...] | None = None) -> Preprocessor:
-        """Learn means and scales of checked float rows; constant features get scale 1."""
+    def fit(cls, values: np.ndarray, columns: tuple[str, ...] | None = None, window: int = 1) -> Preprocessor:
+        """Learn means and scales of checked samples (windows when window > 1); constants get scale 1."""
         mean = values.mean(axis=0, dtype=np.float64)
         std = values.std(axis=0, dtype=np.float64)
         scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-        return cls(mean.astype(np.float32), scale.astype(np.float32), columns)
+        return cls(mean.astype(np.float32), scale.astype(np.float32), columns, window)
 
-    def check(self, X: Any) -> np.ndarray:
-        """Validate X against this contract and return raw float32 values in contract order."""
+    def observations(self, X: Any) -> np.ndarray:
+        """Validate rows of X against the column contract; raw float32 values in contract order."""
         if isinstance(X, pd.DataFrame) and self.columns is not None:
             return as_matrix(X, columns=self.columns)
-        return as_matrix(X, n_features=self.n_features)
+        return as_matrix(X, n_features=self.n_channels)
+
+    def check(self, X: Any) -> np.ndarray:
+        """The model's raw input samples of X: its checked rows, or their sliding windows for window > 1."""
+        rows = self.observations(X)
+        return rows if self.window == 1 else sliding(rows, self.window)
+
+    def standardize(self, samples: np.ndarray) -> np.ndarray:
+        """Standardize checked samples (the output of `check`)."""
+        return (samples - self.mean) / self.scale
 
     def transform(self, X: Any) -> np.ndarray:
         """Validate and standardize X."""
-        return (self.check(X) - self.mean) / self.scale
+        return self.standardize(self.check(X))

@@ -15,18 +15,7 @@ from scipy.signal import lfilter
 
 from vae.errors import InputError
 from vae.preprocessing import as_matrix
-
-
-def window_starts(n_steps: int, size: int, stride: int = 1) -> np.ndarray:
-    """Start index of every window; a last window is aligned to the end so every step is covered."""
-    if size < 1 or stride < 1:
-        raise InputError(f"window size and stride must be >= 1, got size={size}, stride={stride}")
-    if n_steps < size:
-        raise InputError(f"series of {n_steps} step(s) is shorter than the window size {size}")
-    starts = np.arange(0, n_steps - size + 1, stride)
-    if starts[-1] != n_steps - size:
-        starts = np.append(starts, n_steps - size)
-    return starts
+from vae.windowing import sliding, window_starts
 
 
 def windows(series: Any, size: int, stride: int = 1) -> np.ndarray:
@@ -39,10 +28,7 @@ def windows(series: Any, size: int, stride: int = 1) -> np.ndarray:
         InputError: NaN/inf values, non-numeric data, or a series shorter than the window.
     """
     values = np.asarray(series)
-    matrix = as_matrix(values.reshape(-1, 1) if values.ndim == 1 else series)
-    starts = window_starts(len(matrix), size, stride)
-    view = np.lib.stride_tricks.sliding_window_view(matrix, size, axis=0)  # (n-size+1, channels, size)
-    return np.ascontiguousarray(view[starts].transpose(0, 2, 1).reshape(len(starts), -1))
+    return sliding(as_matrix(values.reshape(-1, 1) if values.ndim == 1 else series), size, stride)
 
 
 def to_time_steps(
@@ -70,12 +56,19 @@ def to_time_steps(
     return np.cumsum(sums)[:-1] / np.cumsum(counts)[:-1]
 
 
-def ema(scores: np.ndarray, beta: float) -> np.ndarray:
-    """Exponential moving average s_t = beta * s_{t-1} + (1 - beta) * x_t, starting at s_0 = x_0."""
+def ema(scores: np.ndarray, beta: float, initial: float | None = None) -> np.ndarray:
+    """Exponential moving average s_t = beta * s_{t-1} + (1 - beta) * x_t.
+
+    Args:
+        scores: the stream x_0, x_1, ...
+        beta: weight of the past, in [0, 1).
+        initial: s_{-1}, the state carried over from an earlier part of the stream; None starts at s_0 = x_0.
+    """
     if not 0 <= beta < 1:
         raise InputError(f"ema beta must be in [0, 1), got {beta}")
     x = np.asarray(scores, dtype=np.float64).ravel()
     if x.size == 0:
         return x
-    smoothed, _ = lfilter([1 - beta], [1, -beta], x, zi=[beta * x[0]])
+    start = x[0] if initial is None else initial
+    smoothed, _ = lfilter([1 - beta], [1, -beta], x, zi=[beta * start])
     return smoothed

@@ -41,3 +41,9 @@ def test_ema_matches_its_recursion():
         expected.append(0.8 * expected[-1] + 0.2 * v)
     np.testing.assert_allclose(ema(x, 0.8), expected)
     np.testing.assert_array_equal(ema(x, 0.0), x)
+
+
+def test_ema_resumes_from_a_carried_state():
+    x = np.random.default_rng(1).normal(size=40)
+    whole = ema(x, 0.8)
+    np.testing.assert_allclose(ema(x[25:], 0.8, initial=whole[24]), whole[25:])

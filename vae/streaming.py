@@ -1,0 +1,78 @@
+"""Score a series as it arrives: the sliding-window buffer and the EMA state carried from call to call.
+
+Pure functions over an immutable `StreamState`, so a service can keep one state per stream id and a
+scorer can resume a stream anywhere. Streaming in chunks gives exactly the scores of the whole series at once.
+
+Example:
+    >>> state, threshold = StreamState(), det.smoothed_threshold(0.9)
+    >>> state, out = advance(det, state, next_rows, beta=0.9, threshold=threshold)
+    >>> out.step, out.smoothed, out.is_anomaly     # one entry per newly completed window
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vae.detector import VAEDetector
+from vae.timeseries import ema
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """What a stream carries between calls: its last window - 1 observations and its smoothed score."""
+
+    tail: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
+    smoothed: float | None = None
+    steps: int = 0  # observations received so far
+
+    def rebase(self, detector: VAEDetector) -> StreamState:
+        """The state for another model: the buffer it can still use (same columns), a fresh EMA."""
+        keep, channels = detector.config.window - 1, detector.n_channels_
+        usable = keep > 0 and self.tail.shape[1] == channels
+        tail = self.tail[len(self.tail) - keep :] if usable else np.empty((0, channels), np.float32)
+        return StreamState(tail, None, self.steps)
+
+
+@dataclass(frozen=True)
+class StreamScores:
+    """Scores of the windows a call completed, each belonging to the step that completed it."""
+
+    step: np.ndarray  # 0-based position in the stream of each window's last observation
+    score: np.ndarray
+    smoothed: np.ndarray  # EMA of the score stream
+    is_anomaly: np.ndarray  # smoothed > threshold
+
+
+def advance(
+    detector: VAEDetector, state: StreamState, observations: Any, beta: float, threshold: float
+) -> tuple[StreamState, StreamScores]:
+    """Append observations to a stream; score every window they complete.
+
+    Args:
+        detector: a fitted detector; its `config.window` is the window length (1: every row scores).
+        state: the stream so far (`StreamState()` for a new one).
+        observations: the next rows of the series, array or DataFrame with the detector's columns.
+        beta: EMA weight of the past (0: no smoothing).
+        threshold: flag when the smoothed score exceeds it (`detector.smoothed_threshold(beta)`).
+
+    Raises:
+        InputError: rows the detector cannot take (columns, NaN, types).
+    """
+    rows = detector.observations(observations)
+    series = np.concatenate([state.tail, rows]) if len(state.tail) else rows
+    steps, window = state.steps + len(rows), detector.config.window
+    tail = series[len(series) - window + 1 :] if window > 1 else series[:0]
+    if len(series) < window:
+        return StreamState(series, state.smoothed, steps), _no_scores()
+    scores = detector.score(series).astype(np.float64)
+    smoothed = ema(scores, beta, state.smoothed)
+    out = StreamScores(np.arange(steps - len(scores), steps), scores, smoothed, smoothed > threshold)
+    return StreamState(tail, float(smoothed[-1]), steps), out
+
+
+def _no_scores() -> StreamScores:
+    empty = np.empty(0)
+    return StreamScores(empty.astype(np.int64), empty, empty, empty.astype(bool))
