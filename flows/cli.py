@@ -306,8 +306,9 @@ def serve(
     POST /score takes {"records": [...]}, {"columns": {...}}, or MLflow's {"dataframe_split": ...} and
     {"dataframe_records": [...]}, or an Arrow IPC stream (Content-Type
     application/vnd.apache.arrow.stream); ?explain=true adds per-feature reconstruction contributions. Also
-    GET /health, /ready, /metadata, /metrics (Prometheus) and /docs. A bearer token is required when
-    SENTINEL_SERVE__TOKEN is set.
+    GET /health, /ready, /metadata, /metrics (Prometheus) and /docs. POST /stream/{stream_id} takes the
+    next rows of a series and returns EMA-smoothed scores and flags of each window they complete (state
+    kept per stream id; DELETE forgets it). A bearer token is required when SENTINEL_SERVE__TOKEN is set.
     """
     settings = Settings()
     runtime.configure(settings)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
 
 from flows.demo import SHADOW_KEY, demo_data, seed_lake
 from flows.lake import Lake, open_store
@@ -76,3 +84,27 @@ def s3_bucket(s3_endpoint, monkeypatch, request):
     bucket = "lake-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
     return bucket
+
+
+@contextlib.contextmanager
+def running(app: FastAPI, token: str) -> Iterator[httpx.Client]:
+    """`app` under uvicorn on a free 127.0.0.1 port, and a client sending `token`, once it is ready."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
+    for _ in range(100):
+        try:
+            if client.get("/ready").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    try:
+        yield client
+    finally:
+        server.should_exit = True
+        thread.join(5)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
@@ -17,7 +15,7 @@ from flows.demo import demo_data, seed_lake
 from flows.lake import Lake, open_store
 from flows.retrain import registry_of, retrain
 from flows.serve import ARROW, arrow_body, create_app
-from tests.flows.conftest import TODAY, fast_settings, with_gates
+from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 TOKEN = "s3cret"
@@ -45,25 +43,8 @@ def stack(tmp_path_factory, prefect_harness):
     retrain(settings=settings, as_of=dates[-4])
     retrain(settings=with_gates(settings, alert_rate_lower=3.0, alert_rate_upper=4.0), as_of=dates[-3])
     rows = lake.read_window("mammography", dates[-1], 1).filter(like="s0")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {TOKEN}"})
-    for _ in range(100):
-        try:
-            if client.get("/ready").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    yield settings, rows, client
-    server.should_exit = True
-    thread.join(5)
+    with running(create_app(settings), TOKEN) as client:
+        yield settings, rows, client
 
 
 def test_health_ready_and_metadata(stack):

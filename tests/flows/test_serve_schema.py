@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +24,6 @@ def api_schema(tmp_path_factory, cardio):
     )
     holder = ModelHolder(registry)
     columns = [f"c{i:02d}" for i in range(cardio.X.shape[1])]
-    import pandas as pd
-
     frame = pd.DataFrame(cardio.X[cardio.y == 0][:800], columns=columns)
     detector = VAEDetector(seed=0, epochs=5, hidden_dims=(16,), latent_dim=2, device="cpu").fit(frame)
     holder.current = LoadedVersion("1", "run", detector, DataContract.derive(frame, 0.25))
@@ -33,7 +32,8 @@ def api_schema(tmp_path_factory, cardio):
 
 def test_no_generated_request_gets_a_server_error(api_schema):
     operations = [result.ok() for result in api_schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/score", "/metadata", "/health", "/ready", "/metrics"}
+    paths = {op.path for op in operations}
+    assert paths >= {"/score", "/stream/{stream_id}", "/metadata", "/health", "/ready", "/metrics"}
     for operation in operations:
 
         @given(case=operation.as_strategy())
