@@ -20,7 +20,7 @@ import pandas as pd
 from flows.plots import score_distribution
 from flows.registry import CandidateRecord
 from flows.settings import Settings
-from vae import InputError, VAEDetector
+from vae import InputError, Segments, VAEDetector
 from validation.checks import ValidationReport
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics
@@ -57,15 +57,27 @@ def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int, in_order: bo
 
 @dataclass(frozen=True)
 class TrainingData:
-    """A candidate's rows: the time split of the clean window, known anomalies, and the feature columns."""
+    """A candidate's rows: time split, known anomalies, feature columns, the detector's steps per sample."""
 
     split: HoldoutSplit
     shadow: pd.DataFrame | None
     names: tuple[str, ...]
+    window: int = 1
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The feature columns of `frame`, in contract order."""
         return frame[list(self.names)]
+
+    def samples(self, frame: pd.DataFrame) -> pd.DataFrame | Segments:
+        """What the detector takes: the feature rows, or for window > 1 runs of consecutive lake rows.
+
+        Rows are consecutive when they come from the same file with `_row` one apart, so no window spans
+        a quarantined or alerted row, or two files.
+        """
+        if self.window == 1 or "_row" not in frame:
+            return self.features(frame)
+        breaks = (frame["_source"] != frame["_source"].shift()) | (frame["_row"].diff() != 1)
+        return Segments(self.features(run) for _, run in frame.groupby(breaks.cumsum(), sort=False))
 
     @property
     def clean(self) -> pd.DataFrame:
@@ -125,10 +137,9 @@ def candidate_record(
     params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
-    evaluation = data.features(data.split.evaluation)
-    pools = {"holdout normal": candidate.score(evaluation)}
+    pools = {"holdout normal": candidate.score(data.samples(data.split.evaluation))}
     if data.shadow is not None:
-        pools["known anomalies"] = candidate.score(data.features(data.shadow))
+        pools["known anomalies"] = candidate.score(data.samples(data.shadow))
     figure = score_distribution(pools, candidate.threshold_)
     return CandidateRecord(
         detector=candidate,
@@ -142,7 +153,7 @@ def candidate_record(
             "trigger": window.trigger,
             "window_hash": summary["hash"],
         },
-        input_example=evaluation.head(max(5, candidate.config.window)),  # one full window at least
+        input_example=data.features(data.split.evaluation).head(max(5, data.window)),  # a full window
         texts={
             "window.json": json.dumps(summary, indent=2),
             "contract.json": contract.model_dump_json(indent=2),

@@ -109,7 +109,7 @@ def save_quarantine(
 @task(**PURE)
 def train_candidate(data: TrainingData, config: DetectorConfig, warm: VAEDetector | None) -> VAEDetector:
     """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
-    train, calibration = data.features(data.split.train), data.features(data.split.calibration)
+    train, calibration = data.samples(data.split.train), data.samples(data.split.calibration)
     return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm)
 
 
@@ -121,7 +121,7 @@ def export_candidate(
     files, worst = {}, 0.0
     for fmt, suffix in SUFFIX.items():
         try:
-            report = candidate.export(folder / f"model{suffix}", fmt, data.features(data.split.evaluation))
+            report = candidate.export(folder / f"model{suffix}", fmt, data.samples(data.split.evaluation))
         except ExportError as exc:
             get_run_logger().warning(str(exc))
             worst = math.inf
@@ -140,9 +140,9 @@ def load_shadow(lake: Lake, dataset: str, key: str | None) -> pd.DataFrame | Non
 @task(**PURE)
 def measure(detector: VAEDetector, data: TrainingData) -> ModelMetrics:
     """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model."""
-    X = data.features(data.split.evaluation)
+    X = data.samples(data.split.evaluation)
     recall = (
-        None if data.shadow is None else float(detector.predict(data.features(data.shadow)).is_anomaly.mean())
+        None if data.shadow is None else float(detector.predict(data.samples(data.shadow)).is_anomaly.mean())
     )
     return ModelMetrics(detector.holdout_loss(X), float(detector.predict(X).is_anomaly.mean()), recall)
 
@@ -211,6 +211,7 @@ def retrain(
         holdout_split(clean, cfg.holdout_days, settings.detector.seed, in_order=settings.detector.window > 1),
         shadow,
         contract.names,
+        settings.detector.window,
     )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):
@@ -308,8 +309,8 @@ def warm_start_source(
         return None, "cold start: no champion yet"
     if champion.contract.names != names:
         return None, f"cold start: champion v{champion.version} has other columns"
-    if champion.detector.config.model != config.model:
-        return None, f"cold start: model settings differ from champion v{champion.version}"
+    if (champion.detector.config.model, champion.detector.config.window) != (config.model, config.window):
+        return None, f"cold start: model settings or window differ from champion v{champion.version}"
     return champion.detector, f"warm start from v{champion.version}"
 
 

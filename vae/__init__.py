@@ -21,6 +21,7 @@ from vae.errors import (
 )
 from vae.streaming import StreamScores, StreamState, advance
 from vae.timeseries import ema, to_time_steps, windows
+from vae.windowing import Segments
 
 __all__ = [
     "CalibrationError",
@@ -32,6 +33,7 @@ __all__ = [
     "NotFittedError",
     "Prediction",
     "ScoreConfig",
+    "Segments",
     "SentinelError",
     "StreamScores",
     "StreamState",

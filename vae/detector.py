@@ -30,7 +30,7 @@ from vae.preprocessing import Preprocessor, as_matrix
 from vae.scoring import Scorer, mix_terms
 from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
-from vae.windowing import sliding
+from vae.windowing import Segments, windows_of
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -87,7 +87,7 @@ class VAEDetector:
 
         Args:
             X: (n_samples, n_features) normal rows, array or DataFrame; a time-ordered series when
-                `config.window` > 1.
+                `config.window` > 1, or `Segments` of one where rows were dropped.
             X_val: held-out normal rows; by default a seeded slice of X (its newest rows for window > 1):
                 `val_fraction` of it, raised towards 2/target_fpr samples (up to half of X, or the
                 1/target_fpr - 1 that calibration needs).
@@ -101,14 +101,13 @@ class VAEDetector:
             TrainingDivergedError: the loss became NaN/inf.
         """
         cfg = self.config
-        columns = _column_names(X)
-        X_all = as_matrix(X)
-        if X_val is None:
-            X_train, X_hold = self._split(X_all)
-        else:
-            X_train, X_hold = X_all, as_matrix(X_val, columns=columns, n_features=X_all.shape[1])
-        if cfg.window > 1:
-            X_train, X_hold = sliding(X_train, cfg.window), sliding(X_hold, cfg.window)
+        parts = _parts(X)
+        columns = _column_names(parts[0])
+        first = as_matrix(parts[0])
+        check = lambda p: as_matrix(p, columns=columns, n_features=first.shape[1])  # noqa: E731
+        rows = [first, *map(check, parts[1:])]
+        train, hold = self._split(rows) if X_val is None else (rows, [check(p) for p in _parts(X_val)])
+        X_train, X_hold = windows_of(train, cfg.window), windows_of(hold, cfg.window)
         if len(X_train) < cfg.train.min_rows:
             unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
             raise InputError(f"too few {unit} to fit: {len(X_train)} for training, need {cfg.train.min_rows}")
@@ -137,17 +136,18 @@ class VAEDetector:
         self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
         return self
 
-    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _split(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
         cfg = self.config
+        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         n = len(X)
         stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
         n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
         n_val = max(1, min(n_val + cfg.window - 1, n - cfg.train.min_rows))  # training first
         if cfg.window > 1:  # windows overlap: a random split would calibrate on copies of training steps
-            return X[: n - n_val], X[n - n_val :]
+            return _cut(parts, n - n_val)
         order = np.random.default_rng(cfg.seed).permutation(n)
-        return X[np.sort(order[n_val:])], X[np.sort(order[:n_val])]
+        return [X[np.sort(order[n_val:])]], [X[np.sort(order[:n_val])]]
 
     def _initial_model(
         self, X_train: np.ndarray, columns: tuple[str, ...] | None, warm_start: VAEDetector | None
@@ -215,8 +215,12 @@ class VAEDetector:
         return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=self.score_index(X))
 
     def score_index(self, X: Any) -> pd.Index | None:
-        """Row labels of the scores of a DataFrame X: its own, from the first full window on (else None)."""
-        return X.index[self.config.window - 1 :] if isinstance(X, pd.DataFrame) else None
+        """Row labels of the scores of DataFrame rows (or `Segments` of them): from each full window on."""
+        parts, skip = _parts(X), self.config.window - 1
+        if not all(isinstance(p, pd.DataFrame) for p in parts):
+            return None
+        labels = [p.index[skip:] for p in parts if len(p) > skip]
+        return labels[0].append(labels[1:]) if labels else None
 
     def holdout_loss(self, X: Any) -> float:
         """Mean negative ELBO per row of X (z at the posterior mean, full beta), in raw-data units.
@@ -353,6 +357,26 @@ def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: 
 def _terms_of(pre: Preprocessor, scorer: Scorer, X: Any) -> np.ndarray:
     """Normalized (reconstruction, latent) terms of raw rows, (n_samples, 2)."""
     return _apply(pre.check(X), lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
+
+
+def _parts(X: Any) -> tuple[Any, ...]:
+    return X.parts if isinstance(X, Segments) else (X,)
+
+
+def _cut(parts: list[np.ndarray], at: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The parts before and after row `at` of their concatenation."""
+    before, after, start = [], [], 0
+    for part in parts:
+        end = start + len(part)
+        if end <= at:
+            before.append(part)
+        elif start >= at:
+            after.append(part)
+        else:
+            before.append(part[: at - start])
+            after.append(part[at - start :])
+        start = end
+    return before, after
 
 
 def _mixed(terms: np.ndarray, alpha: float, combine: str) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vae.errors import InputError
-from vae.windowing import sliding
+from vae.windowing import Segments, windows_of
 
 
 def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None) -> np.ndarray:
@@ -103,9 +103,9 @@ class Preprocessor:
         return as_matrix(X, n_features=self.n_channels)
 
     def check(self, X: Any) -> np.ndarray:
-        """The model's raw input samples of X: its checked rows, or their sliding windows for window > 1."""
-        rows = self.observations(X)
-        return rows if self.window == 1 else sliding(rows, self.window)
+        """The model's raw input samples of X (or of `Segments`): checked rows, or windows for window > 1."""
+        parts = X.parts if isinstance(X, Segments) else (X,)
+        return windows_of([self.observations(p) for p in parts], self.window)
 
     def standardize(self, samples: np.ndarray) -> np.ndarray:
         """Standardize checked samples (the output of `check`)."""

@@ -16,6 +16,7 @@ import numpy as np
 from vae.detector import VAEDetector
 from vae.errors import InputError
 from vae.preprocessing import as_matrix
+from vae.windowing import Segments
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ def latent_dim_sweep(X: Any, dims: Sequence[int] = (1, 2, 4, 8, 16), **options: 
     if not dims or dims[0] < 1:
         raise InputError(f"latent sizes must be positive integers, got {dims}")
     base = VAEDetector(**options)
-    X_train, X_val = base._split(as_matrix(X))
+    train, val = base._split([as_matrix(X)])
+    X_train, X_val = Segments(train), Segments(val)
     losses = []
     for d in dims:
         det = VAEDetector(**{**options, "latent_dim": d}).fit(X_train, X_val=X_val)

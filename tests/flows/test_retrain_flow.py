@@ -90,7 +90,7 @@ def test_changed_model_settings_give_a_recorded_cold_start(seeded):
     model = settings.detector.model.model_copy(update={"latent_dim": 3})
     other = settings.model_copy(update={"detector": settings.detector.model_copy(update={"model": model})})
     outcome = retrain(settings=other, as_of=dates[-3])
-    assert outcome.start == "cold start: model settings differ from champion v1"
+    assert outcome.start == "cold start: model settings or window differ from champion v1"
     assert registry_of(settings).load_version(outcome.version).detector.vae_.latent_dim == 3
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
+from flows.candidate import HoldoutSplit, TrainingData
 from flows.lake import Lake, open_store
 from flows.monitor import monitor
 from flows.retrain import registry_of, retrain
@@ -32,18 +33,18 @@ def pump_stack(tmp_path_factory, pump, prefect_harness):
     widened here, as the other gates' behaviour is tested elsewhere.
     """
     base = fast_settings(tmp_path_factory.mktemp("stream") / "home")
-    settings = with_gates(base, alert_rate_lower=0.0, alert_rate_upper=100.0).model_copy(
+    pump_settings = base.model_copy(
         update={
             "detector": base.detector.model_copy(update={"window": WINDOW}),
             "retrain": base.retrain.model_copy(update={"dataset": "pump", "shadow_key": None}),
             "serve": base.serve.model_copy(update={"token": SecretStr(TOKEN), "poll_seconds": 0.2}),
         }
     )
-    settings = with_gates(settings, alert_rate_lower=0.0, alert_rate_upper=100.0)
+    settings = with_gates(pump_settings, alert_rate_lower=0.0, alert_rate_upper=100.0)
     lake = Lake(open_store(settings.lake_root()))
     dates = [TODAY - timedelta(days=DAYS - 1 - i) for i in range(DAYS)]
-    for day, part in zip(dates, np.array_split(pump, DAYS), strict=True):
-        lake.write_day("pump", day, part.reset_index(drop=True))
+    for day, steps in zip(dates, np.array_split(np.arange(len(pump)), DAYS), strict=True):
+        lake.write_day("pump", day, pump.iloc[steps].reset_index(drop=True))
     outcome = retrain(settings=settings, as_of=dates[-1])
     assert outcome.promoted, outcome.decision.reasons
     return settings, lake, dates
@@ -105,7 +106,10 @@ def test_a_stream_scores_like_the_champion_on_the_whole_series(service):
     rows = day[list(champion.contract.names)].iloc[:300]
     results = _stream(client, "pump-a", rows, chunks=40)
     whole = champion.detector.score(rows)
-    beta, threshold = settings.serve.stream_beta, champion.detector.smoothed_threshold(settings.serve.stream_beta)
+    beta, threshold = (
+        settings.serve.stream_beta,
+        champion.detector.smoothed_threshold(settings.serve.stream_beta),
+    )
     assert [r["step"] for r in results] == list(range(WINDOW - 1, len(rows)))
     np.testing.assert_allclose([r["score"] for r in results], whole, rtol=1e-4)
     np.testing.assert_allclose([r["smoothed"] for r in results], ema(whole, beta), rtol=1e-4)
@@ -119,7 +123,9 @@ def test_streams_are_independent_and_wait_for_a_full_window(service):
     assert first["results"] == [] and first["steps"] == 5 and first["window"] == WINDOW
     other = client.post("/stream/pump-c", json={"records": rows.iloc[5:10].to_dict(orient="records")}).json()
     assert other["results"] == [] and other["steps"] == 5
-    arrow = client.post("/stream/pump-b", content=arrow_body(rows.iloc[5:10]), headers={"Content-Type": ARROW})
+    arrow = client.post(
+        "/stream/pump-b", content=arrow_body(rows.iloc[5:10]), headers={"Content-Type": ARROW}
+    )
     assert [r["step"] for r in arrow.json()["results"]] == [7, 8, 9]
 
 
@@ -144,7 +150,9 @@ def test_forget_ids_and_auth(service):
     assert client.delete("/stream/pump-e").status_code == 404
     assert client.post("/stream/pump-e", json=body).json()["steps"] == 3  # started afresh
     assert client.post("/stream/bad id!", json=body).status_code == 422
-    assert client.post("/stream/pump-e", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        client.post("/stream/pump-e", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    )
 
 
 def test_score_on_a_windowed_champion_returns_one_result_per_window(service):
@@ -173,3 +181,13 @@ def test_a_stream_follows_the_champion_and_keeps_its_buffer(service):
     assert new is not None
     expected = new.detector.score(rows.iloc[13:21])
     assert after["results"][0]["smoothed"] == pytest.approx(float(expected[0]), rel=1e-4)  # EMA restarted
+
+
+def test_training_series_break_at_dropped_rows_and_files(pump):
+    rows = pump.iloc[:30].reset_index(drop=True).assign(_source="day1.parquet", _row=range(30))
+    rows.loc[20:, "_source"] = "day2.parquet"
+    rows = rows.drop(index=[5, 6])  # quarantined
+    split = HoldoutSplit(rows, rows.iloc[:0], rows.iloc[:0])
+    samples = TrainingData(split, None, tuple(pump.columns), window=WINDOW).samples(rows)
+    assert [len(part) for part in samples.parts] == [5, 13, 10]
+    assert TrainingData(split, None, tuple(pump.columns)).samples(rows).shape == (28, 8)
