@@ -296,6 +296,10 @@ def measure_servers(pair: tuple[Server, Server], rows: pd.DataFrame, plan: Plan)
         clients["ours"].headers["Content-Type"] = ARROW
         timed_posts(clients["ours"], ours.score_path, arrow[: plan.batch_warmup])
         arrow_s = timed_posts(clients["ours"], ours.score_path, arrow[plan.batch_warmup :])
+        clients["ours"].headers["Content-Type"] = "application/json"
+        stream_ms = (
+            np.array(timed_posts(clients["ours"], "/stream/bench", singles)[plan.single_warmup :]) * 1e3
+        )
     finally:
         for client in clients.values():
             client.close()
@@ -314,6 +318,10 @@ def measure_servers(pair: tuple[Server, Server], rows: pd.DataFrame, plan: Plan)
             "batch_rows_per_s": len(batch[name]) * plan.batch_rows / wall,
         }
     out["servers"]["ours"]["batch_arrow_rows_per_s"] = len(arrow_s) * plan.batch_rows / float(np.sum(arrow_s))
+    out["servers"]["ours"] |= {
+        "stream_p50_ms": float(np.percentile(stream_ms, 50)),
+        "stream_p99_ms": float(np.percentile(stream_ms, 99)),
+    }
     return out
 
 
@@ -428,6 +436,11 @@ def report(result: dict[str, Any], plan: Plan) -> str:
         f"| {plan.batch_rows}-row requests, rows/s, ours with an Arrow IPC body (MLflow: JSON, it has no "
         f"binary input), measured after the rounds | {ours['batch_arrow_rows_per_s']:,.0f} | "
         f"{ml['batch_rows_per_s']:,.0f} | {arrow_ratio:.2f} | | |",
+        f"| 1-row POST /stream/ID p50 / p99 latency, ms (ours keeps the stream's EMA state; MLflow has no "
+        f"streams: its 1-row /invocations), measured after the rounds | {ours['stream_p50_ms']:.2f} / "
+        f"{ours['stream_p99_ms']:.2f} | {ml['single_p50_ms']:.2f} / {ml['single_p99_ms']:.2f} | "
+        f"{ours['stream_p50_ms'] / ml['single_p50_ms']:.2f} / "
+        f"{ours['stream_p99_ms'] / ml['single_p99_ms']:.2f} | | |",
         "",
         f"Parity: largest |score difference| between the two servers on one {plan.batch_rows}-row "
         f"request: {result['max_abs_score_diff']:.3g}.",

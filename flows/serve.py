@@ -108,6 +108,13 @@ BODY = {  # the request body of /score and /stream in the OpenAPI schema: JSON l
         },
     }
 }
+EXPLAIN = {  # /score's query parameter, read inline (see `admit`) and documented here
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "Add each row's reconstruction term and per-feature contributions.",
+}
 STREAM_ID = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="Your series' id.")
 
 
@@ -204,16 +211,35 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     app = FastAPI(title="VAE Sentinel scoring service", version="1", lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)
 
-    async def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-        token = cfg.token.get_secret_value() if cfg.token else None
-        if token and (creds is None or not secrets.compare_digest(creds.credentials, token)):
+    token = cfg.token.get_secret_value() if cfg.token else None
+
+    def check_token(credentials: str | None) -> None:
+        if token and (credentials is None or not secrets.compare_digest(credentials, token)):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    async def model() -> LoadedVersion:
+    async def authorized(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        check_token(creds.credentials if creds else None)
+
+    def champion() -> LoadedVersion:
         current = holder.current
         if current is None:
             raise HTTPException(503, f"no champion of {holder.registry.model_name} is registered yet")
         return current
+
+    async def model() -> LoadedVersion:
+        return champion()
+
+    def admit(request: Request) -> LoadedVersion:
+        """/score's and /stream's checks, inline: FastAPI dependencies cost about 0.2 ms a request here.
+
+        The body size (before the body is read), the bearer token, and a loaded champion.
+        """
+        size = int(request.headers.get("content-length") or 0)
+        if size > cfg.max_body_bytes:
+            raise HTTPException(413, f"body of {size} bytes exceeds the limit of {cfg.max_body_bytes}")
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        check_token(credentials if scheme.lower() == "bearer" and credentials else None)
+        return champion()
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -238,26 +264,20 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
             "target_fpr": det.threshold_fpr_,
         }
 
-    async def small_enough(request: Request) -> None:
-        size = int(request.headers.get("content-length") or 0)  # checked before the body is parsed
-        if size > cfg.max_body_bytes:
-            raise HTTPException(413, f"body of {size} bytes exceeds the limit of {cfg.max_body_bytes}")
-
     @app.post(
         "/score",
-        dependencies=[Depends(small_enough), Depends(authorized)],
         response_model=ScoreResponse,
         response_class=Response,
-        openapi_extra=BODY,
+        openapi_extra=BODY | {"parameters": [EXPLAIN], "security": [{"HTTPBearer": []}]},
     )
-    async def score(
-        request: Request, current: Annotated[LoadedVersion, Depends(model)], explain: bool = False
-    ) -> Response:
+    async def score(request: Request) -> Response:
         """Score rows: per row the score, flag and p-value (and, with explain, where the error comes from).
 
         A model trained on windows of w steps reads the rows as one series and returns one result per
         full window (n - w + 1 of them, for rows w-1 ... n-1).
         """
+        current = admit(request)
+        explain = _flag(request.query_params.get("explain", "false"), "explain")
         raw = await request.body()
         started = time.perf_counter()
         try:
@@ -279,22 +299,18 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
 
     @app.post(
         "/stream/{stream_id}",
-        dependencies=[Depends(small_enough), Depends(authorized)],
         response_model=StreamResponse,
         response_class=Response,
-        openapi_extra=BODY,
+        openapi_extra=BODY | {"security": [{"HTTPBearer": []}]},
     )
-    async def stream(
-        request: Request,
-        current: Annotated[LoadedVersion, Depends(model)],
-        stream_id: Annotated[str, STREAM_ID],
-    ) -> Response:
+    async def stream(request: Request, stream_id: Annotated[str, STREAM_ID]) -> Response:
         """The next observations of a series: smoothed scores and flags of every window they complete.
 
         The service keeps each stream's last window - 1 observations and its EMA state, so a series can
         arrive a row at a time. Flags compare the smoothed score with a threshold calibrated on smoothed
         held-out scores (same target FPR). A bad body leaves the stream as it was.
         """
+        current = admit(request)
         raw = await request.body()
         started = time.perf_counter()
         try:
@@ -338,6 +354,16 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _flag(value: str, name: str) -> bool:
+    """A boolean query parameter, spelled as FastAPI accepts them; a 422 otherwise."""
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise HTTPException(422, f"query parameter {name} must be a boolean, got {value!r}")
 
 
 def _body_rows(
