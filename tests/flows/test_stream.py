@@ -14,11 +14,14 @@ from pydantic import SecretStr
 from flows.candidate import HoldoutSplit, TrainingData
 from flows.lake import Lake, open_store
 from flows.monitor import monitor
+from flows.registry import LoadedVersion
 from flows.retrain import registry_of, retrain
 from flows.score import score_day
 from flows.serve import ARROW, arrow_body, create_app
+from flows.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
-from vae import ema
+from vae import VAEDetector, ema
+from validation.contracts import DataContract
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 WINDOW, DAYS, TOKEN = 8, 8, "s3cret"
@@ -191,3 +194,23 @@ def test_training_series_break_at_dropped_rows_and_files(pump):
     samples = TrainingData(split, None, tuple(pump.columns), window=WINDOW).samples(rows)
     assert [len(part) for part in samples.parts] == [5, 13, 10]
     assert TrainingData(split, None, tuple(pump.columns)).samples(rows).shape == (28, 8)
+
+
+def test_the_stream_book_is_bounded_and_restarts_smoothing_on_a_new_version(pump):
+    train = pump.iloc[5000:6000]
+    options = {"window": 4, "epochs": 2, "hidden_dims": (8,), "latent_dim": 2, "device": "cpu"}
+    contract = DataContract.derive(train, 0.25)
+    v1, v2 = (
+        LoadedVersion(v, "run", VAEDetector(seed=s, **options).fit(train), contract)
+        for v, s in (("1", 0), ("2", 1))
+    )
+    book = StreamBook(beta=0.5, max_streams=2)
+    rows = pump.iloc[6000:6010]
+    for stream_id in ("a", "b", "c"):
+        book.advance(stream_id, v1, rows)
+    assert not book.forget("a") and book.forget("b")  # "a" was the least recently used
+    update = book.advance("c", v2, pump.iloc[6010:6011])
+    assert update.state.steps == 11 and update.scores.step.tolist() == [10]
+    only = v2.detector.score(pump.iloc[6007:6011])
+    assert update.scores.smoothed[0] == pytest.approx(float(only[0]), rel=1e-6)  # no v1 smoothing carried
+    assert update.threshold == pytest.approx(v2.detector.smoothed_threshold(0.5))
