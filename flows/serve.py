@@ -15,7 +15,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -23,7 +23,8 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import HistogramMetricFamily
@@ -159,6 +160,18 @@ class StreamResponse(BaseModel):
     results: list[StreamResult]
 
 
+class RawRoute(APIRoute):
+    """A documented route whose endpoint takes the Request and returns the Response itself.
+
+    FastAPI still puts it in the OpenAPI schema, but does not solve parameters or dependencies for it:
+    that costs about 0.08 ms a request here, 5% of a 1000-row /score.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The endpoint itself."""
+        return self.endpoint  # type: ignore[no-any-return]
+
+
 class ModelHolder:
     """The current champion; `refresh` loads a new one when the alias has moved."""
 
@@ -264,7 +277,9 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
             "target_fpr": det.threshold_fpr_,
         }
 
-    @app.post(
+    raw_routes = APIRouter(route_class=RawRoute)
+
+    @raw_routes.post(
         "/score",
         response_model=ScoreResponse,
         response_class=Response,
@@ -296,6 +311,8 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
             "results": results,
         }
         return Response(orjson.dumps(payload), media_type="application/json")
+
+    app.include_router(raw_routes)
 
     @app.post(
         "/stream/{stream_id}",
