@@ -1,7 +1,8 @@
 """The `score` Prefect flow: score a day of lake partitions with the champion; write scores and alerts.
 
 Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input row: ``_source``, ``_row``,
-score, flag, p-value; a champion trained on windows of w steps scores a day's rows from its w-th on),
+score, flag, p-value; a champion trained on windows of w steps starts its windows in the previous day's
+last w - 1 rows when that day is in the lake, else it scores the day from its w-th row on),
 flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
 leaves out of training. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
 on a Dask cluster when `dask_address` is set (`score_day` picks the task runner).
@@ -14,7 +15,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 from prefect import flow, task
@@ -42,9 +43,17 @@ class ScoreOutcome:
 
 
 @task(**IO)
-def load_day(lake: Lake, dataset: str, day: date) -> pd.DataFrame:
-    """Every row of one day's partitions, with their identity columns."""
-    return lake.read_window(dataset, day, 1)
+def load_day(lake: Lake, dataset: str, day: date, lead: int) -> pd.DataFrame:
+    """Every row of one day's partitions with their identity columns.
+
+    With `lead` > 0, the previous day's last `lead` rows come first when the lake has that day: a windowed
+    model's first windows of the day start there.
+    """
+    rows = lake.read_window(dataset, day, 1)
+    previous = day - timedelta(days=1)
+    if lead == 0 or previous not in lake.days(dataset):
+        return rows
+    return pd.concat([lake.read_window(dataset, previous, 1).tail(lead), rows], ignore_index=True)
 
 
 @task(cache_policy=NO_CACHE)
@@ -92,7 +101,7 @@ def score(
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
-    rows = load_day(lake, dataset, day)
+    rows = load_day(lake, dataset, day, champion.detector.config.window - 1)
     size, overlap = settings.score_chunk_rows, champion.detector.config.window - 1  # windows span chunks
     futures = [
         score_chunk.submit(champion, rows.iloc[max(0, i - overlap) : i + size])

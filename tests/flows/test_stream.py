@@ -63,17 +63,22 @@ def test_retrain_calibrates_on_consecutive_rows(pump_stack):
     np.testing.assert_allclose(champion.detector.calibration_scores_, expected, rtol=1e-5)
 
 
-def test_batch_scores_belong_to_each_windows_last_row(pump_stack):
+def test_batch_scores_belong_to_each_windows_last_row_and_windows_start_in_the_day_before(pump_stack):
     settings, lake, dates = pump_stack
     small = settings.model_copy(update={"score_chunk_rows": 100})  # windows must span chunk edges
-    outcome = score_day(small, dataset="pump", day=dates[-2])
-    day = lake.read_window("pump", dates[-2], 1)
-    written = lake.read_table(outcome.scores_key)
-    assert outcome.n_rows == len(day) - WINDOW + 1 == len(written)
-    assert written["_row"].tolist() == day["_row"].iloc[WINDOW - 1 :].tolist()
     champion = registry_of(settings).champion()
     assert champion is not None
-    whole = champion.detector.score(day[list(champion.contract.names)])
+    names = list(champion.contract.names)
+    first = lake.read_window("pump", dates[0], 1)  # no day before it: scores from its 8th row on
+    outcome = score_day(small, dataset="pump", day=dates[0])
+    assert outcome.n_rows == len(first) - WINDOW + 1
+    assert lake.read_table(outcome.scores_key)["_row"].tolist() == first["_row"].iloc[WINDOW - 1 :].tolist()
+    day = lake.read_window("pump", dates[-2], 1)
+    outcome = score_day(small, dataset="pump", day=dates[-2])
+    written = lake.read_table(outcome.scores_key)
+    assert outcome.n_rows == len(day) == len(written) and written["_row"].tolist() == day["_row"].tolist()
+    before = lake.read_window("pump", dates[-3], 1).tail(WINDOW - 1)
+    whole = champion.detector.score(pd.concat([before, day])[names])
     np.testing.assert_allclose(written["score"], whole, rtol=1e-4)
 
 
