@@ -59,6 +59,12 @@ def load_reference(registry: Registry, version: str) -> tuple[pd.DataFrame, np.n
 
 
 @task(**IO)
+def trigger_history(registry: Registry, experiment: str, since: datetime) -> list[datetime]:
+    """When monitor runs started retrains since `since`: what the cooldown and the cap count."""
+    return registry.trigger_times(experiment, since)
+
+
+@task(**IO)
 def read_window(lake: Lake, dataset: str, as_of: date, days: int) -> pd.DataFrame:
     """Every row of the window as it arrived (alerts included: they are part of what moved)."""
     return lake.read_window(dataset, as_of, days)
@@ -167,7 +173,7 @@ def monitor(
     decision = None
     if verdict.drifted:
         now = datetime.now(UTC)
-        earlier = registry.trigger_times(cfg.experiment, now - timedelta(hours=cfg.trigger.period_hours))
+        earlier = trigger_history(registry, cfg.experiment, now - timedelta(hours=cfg.trigger.period_hours))
         decision = trigger_decision(now, earlier, cfg.trigger)
     record = monitor_record(run_name, dataset, as_of, verdict, decision, folder, files)
     run_id = log_monitor(registry, champion.version, cfg.experiment, record)
