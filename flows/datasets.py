@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from vae.errors import InputError
 
@@ -41,16 +40,3 @@ def find_shipped(data_dir: Path, name: str) -> Path:
         known = sorted(p.stem.split("_", 1)[-1] for p in (data_dir / "tabular").glob("*.npz"))
         raise InputError(f"no shipped dataset {name!r} in {data_dir / 'tabular'}; known: {known}")
     return matches[0]
-
-
-def load_skab(path: Path) -> pd.DataFrame:
-    """A SKAB series (`;`-separated, 1 Hz): its sensor columns indexed by time, label columns dropped.
-
-    Raises:
-        InputError: the file is missing or not a SKAB table.
-    """
-    try:
-        frame = pd.read_csv(path, sep=";", index_col="datetime", parse_dates=True)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read SKAB series {path}: {str(exc).splitlines()[0]}") from None
-    return frame.drop(columns=["anomaly", "changepoint"], errors="ignore")
