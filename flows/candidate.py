@@ -2,7 +2,7 @@
 
 Example:
     >>> data = TrainingData(holdout_split(clean_rows, holdout_days=1, seed=0), shadow=None, names=cols)
-    >>> record = candidate_record(detector, data, comparison, report, summary, settings)
+    >>> record = candidate_record(detector, data, scores, comparison, report, summary, settings, files)
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from vae import InputError, Segments, VAEDetector
 from validation.checks import ValidationReport
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics
+
+HOLDOUT, SHADOW = "holdout normal", "known anomalies"  # the pools a candidate's scores are grouped in
 
 
 @dataclass(frozen=True)
@@ -120,13 +122,17 @@ class WindowSummary:
 def candidate_record(
     candidate: VAEDetector,
     data: TrainingData,
+    scores: dict[str, np.ndarray],
     comparison: Comparison,
     report: ValidationReport,
     window: WindowSummary,
     settings: Settings,
     files: dict[str, Path],
 ) -> CandidateRecord:
-    """Everything the registry logs about a candidate, including the contract derived from its rows."""
+    """Everything the registry logs about a candidate, including the contract derived from its rows.
+
+    `scores` are the candidate's scores by pool (HOLDOUT, and SHADOW when there is a shadow set).
+    """
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
     metrics = comparison.metrics() | {
         "candidate_threshold": candidate.threshold_,
@@ -137,10 +143,7 @@ def candidate_record(
     params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
-    pools = {"holdout normal": candidate.score(data.samples(data.split.evaluation))}
-    if data.shadow is not None:
-        pools["known anomalies"] = candidate.score(data.samples(data.shadow))
-    figure = score_distribution(pools, candidate.threshold_)
+    figure = score_distribution(scores, candidate.threshold_)
     return CandidateRecord(
         detector=candidate,
         contract=contract,

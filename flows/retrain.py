@@ -22,12 +22,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.candidate import (
+    HOLDOUT,
+    SHADOW,
     Comparison,
     TrainingData,
     WindowSummary,
@@ -138,13 +141,17 @@ def load_shadow(lake: Lake, dataset: str, key: str | None) -> pd.DataFrame | Non
 
 
 @task(**PURE)
-def measure(detector: VAEDetector, data: TrainingData) -> ModelMetrics:
-    """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model."""
+def measure(detector: VAEDetector, data: TrainingData) -> tuple[ModelMetrics, dict[str, np.ndarray]]:
+    """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model.
+
+    Also returns the scores they come from: the evaluation rows, and known anomalies when there are some.
+    """
     X = data.samples(data.split.evaluation)
-    recall = (
-        None if data.shadow is None else float(detector.predict(data.samples(data.shadow)).is_anomaly.mean())
-    )
-    return ModelMetrics(detector.holdout_loss(X), float(detector.predict(X).is_anomaly.mean()), recall)
+    scores = {HOLDOUT: detector.score(X)}
+    if data.shadow is not None:
+        scores[SHADOW] = detector.score(data.samples(data.shadow))
+    flagged = {pool: float((s > detector.threshold_).mean()) for pool, s in scores.items()}
+    return ModelMetrics(detector.holdout_loss(X), flagged[HOLDOUT], flagged.get(SHADOW)), scores
 
 
 @task(cache_policy=NO_CACHE)
@@ -228,8 +235,9 @@ def retrain(
         files = {f"export/{path.name}": path for path in exports.values()}
         files |= {f"reference/{path.name}": path for path in sorted(reference.iterdir())}
     with clock("evaluation"):
-        cand_metrics = replace(measure(candidate, data), export_parity=parity)
-        champ_metrics = None if champion is None else measure(champion.detector, data)
+        cand_metrics, cand_scores = measure(candidate, data)
+        cand_metrics = replace(cand_metrics, export_parity=parity)
+        champ_metrics = None if champion is None else measure(champion.detector, data)[0]
         decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
         split = data.split
         rows = {
@@ -244,7 +252,7 @@ def retrain(
         }
         summary = WindowSummary(dataset, as_of, window_days, start, rows, reason)
         comparison = Comparison(cand_metrics, champ_metrics, decision)
-        record = candidate_record(candidate, data, comparison, report, summary, settings, files)
+        record = candidate_record(candidate, data, cand_scores, comparison, report, summary, settings, files)
     expected = None if champion is None else champion.version
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
