@@ -101,10 +101,13 @@ def score(
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
-    rows = load_day(lake, dataset, day, champion.detector.config.window - 1)
-    size, overlap = settings.score_chunk_rows, champion.detector.config.window - 1  # windows span chunks
+    lead = (
+        champion.detector.config.window - 1
+    )  # rows a window reaches back: into the day before, across chunks
+    rows = load_day(lake, dataset, day, lead)
+    size = settings.score_chunk_rows
     futures = [
-        score_chunk.submit(champion, rows.iloc[max(0, i - overlap) : i + size])
+        score_chunk.submit(champion, rows.iloc[max(0, i - lead) : i + size])
         for i in range(0, len(rows), size)
     ]
     scores = pd.concat([f.result() for f in futures], ignore_index=True)

@@ -15,7 +15,7 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from typing import Annotated, Any
 
 import numpy as np
@@ -295,14 +295,12 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         explain = _flag(request.query_params.get("explain", "false"), "explain")
         raw = await request.body()
         started = time.perf_counter()
-        try:
+        with _unprocessable():
             rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
             prediction = current.detector.predict(rows)
             results = _rows(prediction.score, prediction.is_anomaly, prediction.p_value)
             if explain:
                 _explain(results, current.detector.feature_contributions(rows))
-        except (InputError, ValueError, TypeError) as exc:
-            raise HTTPException(422, str(exc).splitlines()[0]) from None
         metrics.observe(time.perf_counter() - started, prediction.score, prediction.is_anomaly)
         payload = {
             "model": holder.registry.model_name,
@@ -330,11 +328,9 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         current = admit(request)
         raw = await request.body()
         started = time.perf_counter()
-        try:
+        with _unprocessable():
             rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
             update = streams.advance(stream_id, current, rows)
-        except (InputError, ValueError, TypeError) as exc:
-            raise HTTPException(422, str(exc).splitlines()[0]) from None
         scores = update.scores
         metrics.observe(time.perf_counter() - started, scores.score, scores.is_anomaly)
         payload = {
@@ -371,6 +367,15 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+@contextlib.contextmanager
+def _unprocessable() -> Iterator[None]:
+    """Rows the model cannot take (InputError, or what numpy and pandas raise on them) as a one-line 422."""
+    try:
+        yield
+    except (InputError, ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc).splitlines()[0]) from None
 
 
 def _flag(value: str, name: str) -> bool:

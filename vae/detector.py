@@ -139,13 +139,13 @@ class VAEDetector:
     def _split(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
         cfg = self.config
-        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        n = len(X)
+        n = sum(len(p) for p in parts)
         stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
         n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
         n_val = max(1, min(n_val + cfg.window - 1, n - cfg.train.min_rows))  # training first
         if cfg.window > 1:  # windows overlap: a random split would calibrate on copies of training steps
             return _cut(parts, n - n_val)
+        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         order = np.random.default_rng(cfg.seed).permutation(n)
         return [X[np.sort(order[n_val:])]], [X[np.sort(order[:n_val])]]
 
