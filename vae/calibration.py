@@ -28,6 +28,14 @@ def _checked(scores: np.ndarray, fpr: float) -> np.ndarray:
     return scores
 
 
+def conformal_rank(n: int, fpr: float) -> int:
+    """Rank (from 1) of the conformal threshold among n held-out scores: ceil((n+1)(1-fpr)).
+
+    It exceeds n when n scores cannot resolve fpr.
+    """
+    return math.ceil((n + 1) * (1 - fpr))
+
+
 def conformal_threshold(scores: np.ndarray, fpr: float) -> float:
     """The ceil((n+1)(1-fpr))-th smallest of n held-out normal scores.
 
@@ -38,7 +46,7 @@ def conformal_threshold(scores: np.ndarray, fpr: float) -> float:
     """
     scores = _checked(scores, fpr)
     n = scores.size
-    k = math.ceil((n + 1) * (1 - fpr))
+    k = conformal_rank(n, fpr)
     if k > n:
         raise CalibrationError(
             f"target fpr {fpr} needs at least {math.ceil(1 / fpr) - 1} held-out normal rows, got {n}"

@@ -30,6 +30,8 @@ from evidently.metrics import ValueDrift
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
+from vae.calibration import conformal_rank
+
 
 class DriftPolicy(BaseModel):
     """Thresholds of the behaviour checks."""
@@ -207,7 +209,7 @@ def alert_volume(
     if n_calibration is None:
         p_value = float(stats.binomtest(k, n, target_fpr, alternative="greater").pvalue)
     else:
-        rank = min(math.ceil((n_calibration + 1) * (1 - target_fpr)), n_calibration)
+        rank = min(conformal_rank(n_calibration, target_fpr), n_calibration)
         p_value = float(stats.betabinom.sf(k - 1, n, n_calibration + 1 - rank, rank))
     excessive = p_value < policy.alert_p_value
     verdict = "above" if excessive else "consistent with"
