@@ -4,7 +4,8 @@ Protocol (semi-supervised, as in the DTE paper): per seed, half of the normal ro
 plus every anomaly test. Every method is fitted on the same rows in the same run. Reported per dataset:
 AUROC, AUPRC, the false-positive rate realized on the test normals at each method's 1% threshold (ours:
 calibrated on held-out normal rows; peers: their `contamination=0.01`), fit seconds and scoring rows/s.
-A second table measures batch scoring throughput of a 20-feature model with default sizes.
+Two more tables use synthetic correlated 20-feature rows: fit seconds against PyOD's VAE as the training
+set grows (the issue's reference size is 50k rows), and batch scoring throughput with default sizes.
 
     python benchmarks/detection.py            # ../shared/datasets/tabular if present, else data/tabular
     python benchmarks/detection.py FOLDER --seeds 5 --no-pyod-vae
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -109,11 +111,37 @@ def accuracy_rows(sets, seeds: int, with_pyod_vae: bool) -> list[Row]:
     return rows
 
 
-def throughput(n_rows: int, with_pyod_vae: bool) -> list[dict[str, object]]:
-    """Batch scoring rows/s of a 20-feature model with default sizes, against PyOD's VAE and plain torch."""
+def sensors(n_rows: int) -> np.ndarray:
+    """Synthetic normal rows: 20 correlated features driven by 4 factors, plus noise (float32)."""
     rng = np.random.default_rng(0)
     mix = rng.normal(size=(4, 20))
-    X = (rng.normal(size=(n_rows, 4)) @ mix + 0.1 * rng.normal(size=(n_rows, 20))).astype(np.float32)
+    return (rng.normal(size=(n_rows, 4)) @ mix + 0.1 * rng.normal(size=(n_rows, 20))).astype(np.float32)
+
+
+def _fit_seconds(model: Any, X: np.ndarray) -> float:
+    return _timed(lambda: model.fit(X))[1]
+
+
+def fit_scaling(sizes: list[int], with_pyod_vae: bool) -> list[dict[str, object]]:
+    """Fit seconds with default options on `sizes` rows x 20 features: ours, and PyOD's VAE when asked."""
+    out = []
+    for n_rows in sizes:
+        X = sensors(n_rows)
+        row: dict[str, object] = {"rows": n_rows, "sentinel_s": _fit_seconds(VAEDetector(seed=0), X)}
+        if with_pyod_vae:
+            from pyod.models.vae import VAE
+
+            row["pyod_vae_s"] = _fit_seconds(VAE(device="cpu", random_state=0, verbose=0), X)
+        print(
+            f"  fit on {n_rows:,} x 20: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "rows")
+        )
+        out.append(row)
+    return out
+
+
+def throughput(n_rows: int, with_pyod_vae: bool) -> list[dict[str, object]]:
+    """Batch scoring rows/s of a 20-feature model with default sizes, against PyOD's VAE and plain torch."""
+    X = sensors(n_rows)
     det = VAEDetector(seed=0, epochs=5).fit(X[:20_000])
     det.score(X[:100_000])  # warm-up
     out = []
@@ -146,7 +174,7 @@ def throughput(n_rows: int, with_pyod_vae: bool) -> list[dict[str, object]]:
     return out
 
 
-def markdown(rows: list[Row], speed: list[dict[str, object]]) -> str:
+def markdown(rows: list[Row], scaling: list[dict[str, object]], speed: list[dict[str, object]]) -> str:
     methods = list(dict.fromkeys(r.method for r in rows))
     datasets = list(dict.fromkeys((r.group, r.dataset) for r in rows))
     mean = lambda vals: float(np.mean(vals))  # noqa: E731
@@ -179,6 +207,15 @@ def markdown(rows: list[Row], speed: list[dict[str, object]]) -> str:
                 vals = [fmt.format(mean([cell(group, d, m, field) for d in names])) for m in methods]
                 lines.append(f"| **mean, {group}** | " + " | ".join(vals) + " |")
     lines += [
+        "\n### Fit seconds as the training set grows, 20 features, default options\n",
+        "| rows | sentinel | PyOD VAE | ratio |",
+        "|---|---|---|---|",
+    ]
+    for f in scaling:
+        peer = f.get("pyod_vae_s")
+        ratio = f"{f['sentinel_s'] / peer:.3f}" if peer else ""
+        lines.append(f"| {f['rows']:,} | {f['sentinel_s']:.2f} | {f'{peer:.2f}' if peer else ''} | {ratio} |")
+    lines += [
         "\n### Batch scoring throughput, 20 features, default sizes\n",
         "| method | rows | rows/s |",
         "|---|---|---|",
@@ -206,28 +243,41 @@ def main() -> None:
         "--throughput-rows", type=int, default=2_000_000, help="rows for the throughput table"
     )
     parser.add_argument(
+        "--fit-sizes",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[5_000, 20_000, 50_000],
+        help="comma-separated row counts for the fit-seconds table (default 5000,20000,50000)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results", help="where to write results"
     )
     parser.add_argument(
-        "--throughput-only",
+        "--speed-only",
         action="store_true",
-        help="only the throughput table, written to detection-throughput.md/json",
+        help="only the fit-seconds and throughput tables, written to detection-speed.md/json",
     )
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    if args.throughput_only:
-        speed = throughput(args.throughput_rows, not args.no_pyod_vae)
-        publish(args.out, "detection-throughput", markdown([], speed), {"throughput": speed})
+    with_pyod_vae = not args.no_pyod_vae
+    if args.speed_only:
+        scaling, speed = (
+            fit_scaling(args.fit_sizes, with_pyod_vae),
+            throughput(args.throughput_rows, with_pyod_vae),
+        )
+        results = {"fit_scaling": scaling, "throughput": speed}
+        publish(args.out, "detection-speed", markdown([], scaling, speed), results)
         return
     sets = [("public", d) for d in from_folder(args.folder)]
     if not args.no_held_out:
         sets += [("held-out", d) for d in held_out(SHARED if SHARED.is_dir() else None)]
     print(f"{len(sets)} datasets, {args.seeds} seed(s), target FPR {TARGET_FPR:.0%}")
-    rows = accuracy_rows(sets, args.seeds, not args.no_pyod_vae)
-    speed = throughput(args.throughput_rows, not args.no_pyod_vae)
-    publish(
-        args.out, "detection", markdown(rows, speed), {"rows": [asdict(r) for r in rows], "throughput": speed}
+    rows = accuracy_rows(sets, args.seeds, with_pyod_vae)
+    scaling, speed = (
+        fit_scaling(args.fit_sizes, with_pyod_vae),
+        throughput(args.throughput_rows, with_pyod_vae),
     )
+    results = {"rows": [asdict(r) for r in rows], "fit_scaling": scaling, "throughput": speed}
+    publish(args.out, "detection", markdown(rows, scaling, speed), results)
 
 
 if __name__ == "__main__":
