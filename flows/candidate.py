@@ -134,9 +134,12 @@ def candidate_record(
     `scores` are the candidate's scores by pool (HOLDOUT, and SHADOW when there is a shadow set).
     """
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
+    fpr_low, fpr_high = candidate.fpr_interval()
     metrics = comparison.metrics() | {
         "candidate_threshold": candidate.threshold_,
         "candidate_alpha": candidate.alpha_,
+        "candidate_fpr_low95": fpr_low,
+        "candidate_fpr_high95": fpr_high,
     }
     metrics |= {f"rows_{k}": float(v) for k, v in window.rows.items()}
     summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.content_hash()}

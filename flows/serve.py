@@ -266,7 +266,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
 
     @app.get("/metadata", dependencies=[Depends(authorized)])
     def metadata(current: Annotated[LoadedVersion, Depends(model)]) -> dict[str, Any]:
-        """Model name, version, input columns, window length, threshold and target FPR."""
+        """Model name, version, input columns, window length, threshold, target FPR and its 95% interval."""
         det = current.detector
         return {
             "model": holder.registry.model_name,
@@ -275,6 +275,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
             "window": det.config.window,
             "threshold": det.threshold_,
             "target_fpr": det.threshold_fpr_,
+            "fpr_interval_95": list(det.fpr_interval()),
         }
 
     raw_routes = APIRouter(route_class=RawRoute)

@@ -12,6 +12,7 @@ import math
 from statistics import NormalDist
 
 import numpy as np
+from scipy import stats
 
 from vae.errors import CalibrationError
 from vae.scoring import IQR_TO_STD
@@ -34,6 +35,26 @@ def conformal_rank(n: int, fpr: float) -> int:
     It exceeds n when n scores cannot resolve fpr.
     """
     return math.ceil((n + 1) * (1 - fpr))
+
+
+def realized_fpr_law(n: int, rank: int) -> tuple[int, int]:
+    """Beta(a, b) parameters of the realized FPR of a threshold at the `rank`-th smallest of n normal scores.
+
+    Under exchangeability a new normal score exceeds the k-th smallest of n with a probability that is
+    itself random, Beta(n + 1 - k, k): small calibration sets give visibly uncertain false-positive rates.
+    """
+    if not 1 <= rank <= n:
+        raise CalibrationError(f"rank must be in [1, {n}], got {rank}")
+    return n + 1 - rank, rank
+
+
+def realized_fpr_interval(n: int, rank: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Central `confidence` interval of the realized FPR of the `rank`-th smallest of n normal scores."""
+    if not 0 < confidence < 1:
+        raise CalibrationError(f"confidence must be in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = stats.beta.ppf([tail, 1 - tail], *realized_fpr_law(n, rank))
+    return float(low), float(high)
 
 
 def conformal_threshold(scores: np.ndarray, fpr: float) -> float:

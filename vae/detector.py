@@ -19,7 +19,12 @@ import pandas as pd
 import torch
 
 from vae import persistence
-from vae.calibration import conformal_pvalues, conformal_threshold, gaussian_tail_threshold
+from vae.calibration import (
+    conformal_pvalues,
+    conformal_threshold,
+    gaussian_tail_threshold,
+    realized_fpr_interval,
+)
 from vae.config import DetectorConfig
 from vae.errors import InputError, NotFittedError
 from vae.export import SUFFIX, ExportReport, export_detector
@@ -73,6 +78,7 @@ class VAEDetector:
         self.calibration_terms_: np.ndarray | None = None
         self.calibration_scores_: np.ndarray | None = None
         self.threshold_fpr_: float = self.config.target_fpr
+        self._threshold_rank = 0  # calibration scores at or below the threshold (float64, before rounding)
 
     # ----------------------------------------------------------------- fit
     def fit(
@@ -282,7 +288,20 @@ class VAEDetector:
         scorer.alpha.fill_(alpha)
         scorer.threshold.fill_(threshold)
         self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
+        self._threshold_rank = int(np.searchsorted(self.calibration_scores_, threshold, side="right"))
         return threshold
+
+    def fpr_interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Where the false-positive rate of `threshold_` on new normal rows lies, with this confidence.
+
+        The threshold is an order statistic of n calibration scores, so its realized FPR is random
+        (`realized_fpr_law`): with 200 calibration rows a 1% target lands anywhere in about 0.1-3%.
+        For a Gaussian-tail threshold the interval is that of the largest calibration score not above it,
+        an upper bound.
+        """
+        assert self.calibration_scores_ is not None
+        n = self.calibration_scores_.size
+        return realized_fpr_interval(n, min(max(self._threshold_rank, 1), n), confidence)
 
     def smoothed_threshold(self, beta: float) -> float:
         """Threshold for `ema(scores, beta)` streams, at the same target FPR.

@@ -30,7 +30,7 @@ from evidently.metrics import ValueDrift
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
-from vae.calibration import conformal_rank
+from vae.calibration import conformal_rank, realized_fpr_law
 
 
 class DriftPolicy(BaseModel):
@@ -210,7 +210,7 @@ def alert_volume(
         p_value = float(stats.binomtest(k, n, target_fpr, alternative="greater").pvalue)
     else:
         rank = min(conformal_rank(n_calibration, target_fpr), n_calibration)
-        p_value = float(stats.betabinom.sf(k - 1, n, n_calibration + 1 - rank, rank))
+        p_value = float(stats.betabinom.sf(k - 1, n, *realized_fpr_law(n_calibration, rank)))
     excessive = p_value < policy.alert_p_value
     verdict = "above" if excessive else "consistent with"
     reason = f"{k} alerts in {n} rows ({k / n:.2%}) {verdict} target {target_fpr:.2%} (p={p_value:.2g})"

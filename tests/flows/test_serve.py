@@ -53,6 +53,8 @@ def test_health_ready_and_metadata(stack):
     assert client.get("/ready").json()["version"] == "1"
     meta = client.get("/metadata").json()
     assert meta["version"] == "1" and meta["columns"] == list(rows.columns) and meta["target_fpr"] == 0.01
+    low, high = meta["fpr_interval_95"]
+    assert low < 0.01 < high
 
 
 @pytest.mark.parametrize("layout", ["records", "columns", "dataframe_split", "dataframe_records"])

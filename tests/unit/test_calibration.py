@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae.calibration import conformal_pvalues, conformal_threshold, gaussian_tail_threshold
+from vae.calibration import (
+    conformal_pvalues,
+    conformal_rank,
+    conformal_threshold,
+    gaussian_tail_threshold,
+    realized_fpr_interval,
+)
 from vae.errors import CalibrationError
 
 
@@ -48,3 +54,24 @@ def test_conformal_pvalues_are_uniform_on_normal_data():
 
 def test_pvalue_of_an_extreme_score_is_the_smallest_possible():
     assert conformal_pvalues(np.arange(99.0), np.array([1e9]))[0] == pytest.approx(0.01)
+
+
+def test_realized_fpr_interval_covers_the_true_fpr_at_its_confidence():
+    # Normal scores are N(0, 1), so a threshold's true FPR is exactly 1 - Phi(t).
+    rng, n, fpr = np.random.default_rng(4), 200, 0.01
+    low, high = realized_fpr_interval(n, conformal_rank(n, fpr), 0.9)
+    true_fprs = stats.norm.sf([conformal_threshold(rng.standard_normal(n), fpr) for _ in range(2_000)])
+    assert np.mean((true_fprs >= low) & (true_fprs <= high)) == pytest.approx(0.9, abs=0.02)
+    assert low < fpr < high
+
+
+def test_realized_fpr_interval_narrows_with_more_calibration_rows():
+    small = realized_fpr_interval(200, conformal_rank(200, 0.01))
+    large = realized_fpr_interval(20_000, conformal_rank(20_000, 0.01))
+    assert large[1] - large[0] < (small[1] - small[0]) / 5
+
+
+@pytest.mark.parametrize(("n", "rank", "confidence"), [(100, 0, 0.95), (100, 101, 0.95), (100, 99, 1.0)])
+def test_realized_fpr_interval_refuses_impossible_arguments(n, rank, confidence):
+    with pytest.raises(CalibrationError):
+        realized_fpr_interval(n, rank, confidence)

@@ -55,6 +55,7 @@ def test_save_load_gives_identical_scores(fitted, normal_rows, tmp_path):
     loaded = VAEDetector.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score(normal_rows), fitted.score(normal_rows))
     assert loaded.threshold_ == fitted.threshold_ and loaded.history_ == fitted.history_
+    assert loaded.fpr_interval() == fitted.fpr_interval()
     np.testing.assert_array_equal(loaded.predict(normal_rows).p_value, fitted.predict(normal_rows).p_value)
 
 
@@ -146,6 +147,16 @@ def test_calibrated_detector_hits_the_target_fpr_on_fresh_normal_data(fast_optio
     det = VAEDetector(**{**fast_options, "target_fpr": 0.05}).fit(draw(4000))
     realized = det.predict(draw(20_000)).is_anomaly.mean()
     assert 0.03 < realized < 0.07
+    low, high = det.fpr_interval(0.99)
+    assert low < realized < high  # the interval predicts where the realized FPR lands
+
+
+def test_fpr_interval_follows_recalibration(fitted, normal_rows):
+    low, high = fitted.fpr_interval()
+    assert low < fitted.config.target_fpr < high
+    fitted.infer_threshold(normal_rows, fpr=0.2)
+    low, high = fitted.fpr_interval()
+    assert 0.15 < low < 0.2 < high < 0.25
 
 
 def test_auto_alpha_weighs_the_long_tailed_term_down():
