@@ -77,7 +77,7 @@ def results_table(results: list[DatasetResult], target_fpr: float) -> Table:
         "AUROC",
         "AUPRC",
         "FPR",
-        "expected FPR",
+        "FPR 95% range",
         "recall",
     )
     for col in columns:
