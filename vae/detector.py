@@ -35,7 +35,7 @@ from vae.preprocessing import Preprocessor, as_matrix
 from vae.scoring import Scorer, mix_terms
 from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
-from vae.windowing import Segments, windows_of
+from vae.windowing import Segments, window_counts, windows_of
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -77,6 +77,7 @@ class VAEDetector:
         self.prefilter_: PrefilterReport | None = None
         self.calibration_terms_: np.ndarray | None = None
         self.calibration_scores_: np.ndarray | None = None
+        self.calibration_runs_: tuple[int, ...] = ()  # gap-free runs of calibration samples, in order
         self.threshold_fpr_: float = self.config.target_fpr
         self._threshold_rank = 0  # calibration scores at or below the threshold (float64, before rounding)
 
@@ -137,7 +138,8 @@ class VAEDetector:
             alpha = tune_alpha(terms, _terms_of(pre, scorer, shadow_anomalies), cfg.score.combine)
         else:
             alpha = auto_alpha(terms)
-        self._calibrate(scorer, terms, alpha, cfg.target_fpr)  # may raise: nothing is kept before this
+        runs = window_counts(hold, cfg.window)
+        self._calibrate(scorer, terms, alpha, cfg.target_fpr, runs)  # may raise: nothing is kept before this
         self.preprocessor_, self.vae_, self.scorer_ = pre, vae.cpu().eval(), scorer
         self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
         return self
@@ -276,10 +278,16 @@ class VAEDetector:
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
         assert self.calibration_terms_ is not None
-        self._calibrate(self._fitted()[2], self.calibration_terms_, alpha, self.threshold_fpr_)
+        scorer = self._fitted()[2]
+        self._calibrate(scorer, self.calibration_terms_, alpha, self.threshold_fpr_, self.calibration_runs_)
 
-    def _calibrate(self, scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float) -> float:
-        """Set alpha and the threshold from calibration terms; on error, nothing changes."""
+    def _calibrate(
+        self, scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float, runs: tuple[int, ...]
+    ) -> float:
+        """Set alpha and the threshold from calibration terms, in `runs` of consecutive samples.
+
+        On error, nothing changes.
+        """
         scores = _mixed(terms, alpha, scorer.combine)
         if self.config.score.threshold_method == "conformal":
             threshold = conformal_threshold(scores, fpr)
@@ -288,6 +296,7 @@ class VAEDetector:
         scorer.alpha.fill_(alpha)
         scorer.threshold.fill_(threshold)
         self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
+        self.calibration_runs_ = runs
         self._threshold_rank = int(np.searchsorted(self.calibration_scores_, threshold, side="right"))
         return threshold
 
@@ -306,12 +315,16 @@ class VAEDetector:
     def smoothed_threshold(self, beta: float) -> float:
         """Threshold for `ema(scores, beta)` streams, at the same target FPR.
 
-        Calibrated on the EMA of the calibration scores in their order, so it suits detectors calibrated
-        on a time-ordered series (window > 1). beta = 0 gives `threshold_`.
+        Calibrated on the EMA of the calibration scores in their order, restarted at each gap between
+        `Segments`, so it suits detectors calibrated on a time-ordered series (window > 1).
+        beta = 0 gives `threshold_`.
         """
         assert self.calibration_terms_ is not None
+        if not beta:
+            return self.threshold_
         scores = _mixed(self.calibration_terms_, self.alpha_, self.config.score.combine)
-        return conformal_threshold(ema(scores, beta), self.threshold_fpr_) if beta else self.threshold_
+        runs = np.split(scores, np.cumsum(self.calibration_runs_)[:-1])
+        return conformal_threshold(np.concatenate([ema(run, beta) for run in runs]), self.threshold_fpr_)
 
     def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
         """Recalibrate the threshold (and p-values) on other normal rows, without retraining; returns it.
@@ -320,7 +333,8 @@ class VAEDetector:
             CalibrationError: fpr < 1/(n+1) for the conformal method.
         """
         fpr = self.config.target_fpr if fpr is None else fpr
-        return self._calibrate(self._fitted()[2], self._terms(X_normal), self.alpha_, fpr)
+        runs = window_counts(_parts(X_normal), self.config.window)
+        return self._calibrate(self._fitted()[2], self._terms(X_normal), self.alpha_, fpr, runs)
 
     def tune_alpha(self, X_anomalies: Any) -> float:
         """Choose alpha on known anomalies against the held-out normals (never trains on them); returns it."""

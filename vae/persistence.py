@@ -54,6 +54,7 @@ def save_detector(det: VAEDetector, folder: Path) -> Path:
         "hidden_dims": list(vae.hidden_dims),
         "latent_dim": vae.latent_dim,
         "threshold_fpr": det.threshold_fpr_,
+        "calibration_runs": list(det.calibration_runs_),
         "best_epoch": det.best_epoch_,
         "history": [asdict(h) for h in det.history_],
         "prefilter": asdict(det.prefilter_) if det.prefilter_ else None,
@@ -118,5 +119,7 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     det.best_epoch_ = meta["best_epoch"]
     det.prefilter_ = PrefilterReport(**meta["prefilter"]) if meta["prefilter"] else None
     # calibration scores and threshold are derived from the saved terms, exactly as when they were set
-    det._calibrate(scorer, tensors["calibration_terms"].numpy(), float(scorer.alpha), meta["threshold_fpr"])
+    terms = tensors["calibration_terms"].numpy()
+    runs = tuple(meta.get("calibration_runs", [len(terms)]))  # files from before runs were kept: one run
+    det._calibrate(scorer, terms, float(scorer.alpha), meta["threshold_fpr"], runs)
     return det

@@ -58,3 +58,8 @@ def windows_of(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
         longest = max(len(p) for p in parts)
         raise InputError(f"series of {longest} step(s) is shorter than the window size {size}")
     return full[0] if len(full) == 1 else np.concatenate(full)
+
+
+def window_counts(parts: Sequence[Any], size: int) -> tuple[int, ...]:
+    """How many samples `windows_of` draws from each part, in order (parts shorter than a window: none)."""
+    return tuple(len(p) - size + 1 for p in parts if len(p) >= size)

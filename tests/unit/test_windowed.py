@@ -117,6 +117,20 @@ def test_smoothed_threshold_is_the_quantile_of_the_smoothed_calibration_stream(w
     assert windowed.smoothed_threshold(0.9) == pytest.approx(expected, rel=1e-5)
 
 
+def test_smoothing_restarts_at_each_gap_of_the_calibration_series(windowed, series, tmp_path):
+    det = VAEDetector.load(windowed.save(tmp_path / "copy"))
+    before, after = series[1].iloc[:300], series[1].iloc[320:]  # 20 dropped rows between them
+    det.infer_threshold(Segments([before, after]), fpr=0.5)  # a median: sensitive to every smoothed score
+    assert det.calibration_runs_ == (300 - WINDOW + 1, 280 - WINDOW + 1)
+    scores = det.score(before), det.score(after)
+    per_run = conformal_threshold(np.concatenate([ema(s, 0.9) for s in scores]), 0.5)
+    across_gap = conformal_threshold(ema(np.concatenate(scores), 0.9), 0.5)
+    assert det.smoothed_threshold(0.9) == pytest.approx(per_run, rel=1e-6)
+    assert per_run != pytest.approx(across_gap, rel=1e-3)  # the data make the gap matter
+    reloaded = VAEDetector.load(det.save(tmp_path / "reloaded"))
+    assert reloaded.smoothed_threshold(0.9) == det.smoothed_threshold(0.9)
+
+
 @pytest.mark.parametrize("chunks", [1, 7, 600])
 def test_a_stream_in_chunks_scores_like_the_whole_series(windowed, series, chunks):
     new, beta = series[1], 0.9
