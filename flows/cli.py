@@ -243,7 +243,7 @@ def status(
 
     def run() -> None:
         from flows.retrain import registry_of
-        from flows.views import monitor_line, status_table
+        from flows.views import alias_line, monitor_line, status_table
 
         registry = registry_of(settings)
         report = registry.status() | {"monitor": registry.last_monitor(settings.monitor.experiment)}
@@ -251,11 +251,7 @@ def status(
             print(json.dumps(report, indent=2))
             return
         for alias in ("champion", "previous"):
-            entry = report[alias]
-            line = (
-                "none" if entry is None else f"version {entry['version']}, threshold {entry['threshold']:.4g}"
-            )
-            console.print(f"{alias}: {line}")
+            console.print(f"{alias}: {alias_line(report[alias])}")
         console.print(monitor_line(report["monitor"]), highlight=False)
         console.print(status_table(report))
 

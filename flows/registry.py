@@ -324,7 +324,13 @@ class Registry:
             return None
         mv = self.client.get_model_version(self.model_name, version)
         metrics = self.client.get_run(mv.run_id).data.metrics
-        return {"version": version, "run_id": mv.run_id, "threshold": metrics.get("candidate_threshold")}
+        interval = [metrics.get("candidate_fpr_low95"), metrics.get("candidate_fpr_high95")]
+        return {
+            "version": version,
+            "run_id": mv.run_id,
+            "threshold": metrics.get("candidate_threshold"),
+            "fpr_interval_95": None if None in interval else interval,
+        }
 
 
 def _epoch_metrics(history: tuple[EpochStats, ...]) -> list[Metric]:

@@ -46,6 +46,15 @@ def outcome_lines(outcome: RetrainOutcome) -> list[str]:
     ]
 
 
+def alias_line(entry: dict[str, Any] | None) -> str:
+    """A champion or previous version in one line: threshold and the 95% range of its realized FPR."""
+    if entry is None:
+        return "none"
+    interval = entry["fpr_interval_95"]
+    fpr = "" if interval is None else ", false-positive rate 95% range {:.2%}-{:.2%}".format(*interval)
+    return f"version {entry['version']}, threshold {entry['threshold']:.4g}{fpr}"
+
+
 def status_table(status: dict[str, Any]) -> Table:
     """Every registered version with its gate verdicts; champion and previous marked."""
     marks = {(status[a] or {}).get("version"): a for a in ("previous", "champion")}

@@ -55,6 +55,13 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     status = _sentinel("status", "--json", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
     report = json.loads(status.stdout)
     assert report["champion"]["version"] == "2" and report["previous"]["version"] == "1"
+    low, high = report["champion"]["fpr_interval_95"]
+    assert low < 0.01 < high
+    shown = _sentinel("status", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
+    assert (
+        f"champion: version 2, threshold {report['champion']['threshold']:.4g}, false-positive"
+        in shown.stdout
+    )
     assert [v["promoted"] for v in report["versions"]][:3] == [True, True, False]
     assert report["monitor"]["verdict"] == "drift" and report["monitor"]["trigger"].startswith(
         "allowed: 0 of 3"
@@ -87,7 +94,7 @@ def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
     out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["cardio"]')
     assert out.returncode == 0, out.stderr
-    assert "AUROC" in out.stdout and "cardio" in out.stdout
+    assert "AUROC" in out.stdout and "cardio" in out.stdout and "FPR 95% range" in out.stdout
     assert (tmp_path / "home" / "evaluate" / "cardio" / "weights.safetensors").is_file()
 
 
