@@ -230,13 +230,41 @@ def rollback() -> None:
 
 
 @app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="Registered version to make the champion.")],
+    reason: Annotated[
+        str, typer.Option(help="Why the gates are overridden; kept on the version and shown by status.")
+    ],
+) -> None:
+    """Make a registered version the champion by hand, whatever its gates said (a recorded override).
+
+    For a candidate the gates refused for a reason you know to be harmless (a planned sensor change, a
+    new operating regime). The reason is required and stays on the version (tags override_reason and
+    override_at); the replaced champion becomes previous, so `sentinel rollback` undoes it. A running
+    `sentinel serve` follows the alias.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.retrain import registry_of
+
+        registry = registry_of(settings)
+        replaced = registry.override(version, reason)
+        was = "none" if replaced is None else f"version {replaced}, now previous"
+        console.print(f"{registry.model_name}: champion is version {version} by hand (was {was})")
+
+    _guard(run)
+
+
+@app.command()
 def status(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
     """Show the registered model: champion and previous versions with threshold, and every version's gates.
 
-    --json prints {model, champion, previous, versions}; each version has version, promoted and gates
-    (gate name -> value, bound, passed, reason).
+    --json prints {model, champion, previous, versions}; each version has version, promoted, override
+    (the reason of a manual promotion, or null) and gates (gate name -> value, bound, passed, reason).
     """
     settings = Settings()
     runtime.configure(settings)

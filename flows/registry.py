@@ -285,6 +285,31 @@ class Registry:
         self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
         self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
 
+    def override(self, version: str, reason: str) -> str | None:
+        """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
+
+        The reason and time are tagged on the version first, so even an attempt that loses a race with a
+        flow's promotion stays on record. The replaced champion becomes ``previous`` (`rollback` undoes it).
+
+        Raises:
+            RegistryError: no reason, no such version, or it is the champion already.
+            PromotionConflictError: a flow moved the champion meanwhile; nothing was moved.
+        """
+        if not reason.strip():
+            raise RegistryError("a manual promotion needs a reason (--reason), kept on the version")
+        try:
+            self.client.get_model_version(self.model_name, version)
+        except MlflowException:
+            raise RegistryError(f"{self.model_name} has no version {version}") from None
+        current = self.alias_version(CHAMPION)
+        if current == version:
+            raise RegistryError(f"version {version} of {self.model_name} is the champion already")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        self.client.set_model_version_tag(self.model_name, version, "override_reason", reason.strip())
+        self.client.set_model_version_tag(self.model_name, version, "override_at", now)
+        self.promote(version, current)
+        return current
+
     def rollback(self) -> tuple[str, str]:
         """Point ``champion`` back at ``previous`` (and drop ``previous``); returns (from, to) versions.
 
@@ -300,7 +325,7 @@ class Registry:
         return current, previous
 
     def status(self) -> dict[str, Any]:
-        """Model, champion, previous and every version with its gates (`sentinel status --json`)."""
+        """Model, champion, previous and every version with its gates and any manual override reason."""
         try:
             versions = self.client.search_model_versions(f"name='{self.model_name}'")
         except MlflowException as exc:
@@ -309,7 +334,12 @@ class Registry:
         for mv in sorted(versions, key=lambda v: int(v.version)):
             gates = {g.pop("name"): g for g in json.loads(mv.tags.get("gate_report", "[]"))}
             rows.append(
-                {"version": str(mv.version), "promoted": mv.tags.get("promoted") == "true", "gates": gates}
+                {
+                    "version": str(mv.version),
+                    "promoted": mv.tags.get("promoted") == "true",
+                    "override": mv.tags.get("override_reason"),
+                    "gates": gates,
+                }
             )
         return {
             "model": self.model_name,

@@ -63,7 +63,10 @@ def status_table(status: dict[str, Any]) -> Table:
         table.add_column(col)
     for v in status["versions"]:
         gates = ", ".join(f"{name} {'pass' if g['passed'] else 'FAIL'}" for name, g in v["gates"].items())
-        table.add_row(v["version"], marks.get(v["version"], ""), "yes" if v["promoted"] else "no", gates)
+        promoted = "yes" if v["promoted"] else "no"
+        if v["override"]:
+            promoted += f" (by hand: {v['override']})"
+        table.add_row(v["version"], marks.get(v["version"], ""), promoted, gates)
     return table
 
 

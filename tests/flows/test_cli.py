@@ -35,6 +35,7 @@ def test_help_explains_each_command(tmp_path):
         "monitor",
         "deploy",
         "rollback",
+        "promote",
         "status",
         "evaluate",
     ):
@@ -82,6 +83,18 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     assert back.returncode == 0 and "champion is version 1 again (was 2)" in back.stdout
     again = _sentinel("rollback", tmp_path=tmp_path, SENTINEL_HOME=str(demo_home))
     assert again.returncode == 1 and again.stdout.strip().startswith("error: nothing to roll back")
+
+    home = {"SENTINEL_HOME": str(demo_home)}
+    no_reason = _sentinel("promote", "3", tmp_path=tmp_path, **home)
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    missing = _sentinel("promote", "99", "--reason", "test", tmp_path=tmp_path, **home)
+    assert missing.returncode == 1 and "has no version 99" in missing.stdout
+    reason = "s01 was recalibrated on purpose"
+    forced = _sentinel("promote", "3", "--reason", reason, tmp_path=tmp_path, **home)
+    assert "champion is version 3 by hand (was version 1, now previous)" in forced.stdout, forced.stdout
+    after = json.loads(_sentinel("status", "--json", tmp_path=tmp_path, **home).stdout)
+    assert (after["champion"]["version"], after["previous"]["version"]) == ("3", "1")
+    assert after["versions"][2]["override"] == reason and after["versions"][1]["override"] is None
 
 
 def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
