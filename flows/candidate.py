@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.manifest import run_manifest
 from flows.plots import score_distribution
 from flows.registry import CandidateRecord
 from flows.settings import Settings
@@ -147,6 +148,8 @@ def candidate_record(
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
     figure = score_distribution(scores, candidate.threshold_)
+    gates = [asdict(g) for g in comparison.decision.gates]
+    manifest = run_manifest(candidate, summary, gates, settings.detector.seed, settings.detector.device)
     return CandidateRecord(
         detector=candidate,
         contract=contract,
@@ -158,13 +161,16 @@ def candidate_record(
             "start": window.start,
             "trigger": window.trigger,
             "window_hash": summary["hash"],
+            "code_hash": manifest["code_hash"],
+            "device": manifest["device"],
         },
         input_example=data.features(data.split.evaluation).head(max(5, data.window)),  # a full window
         texts={
             "window.json": json.dumps(summary, indent=2),
             "contract.json": contract.model_dump_json(indent=2),
             "validation.json": json.dumps(report.gx_result, default=str),
-            "gate_report.json": json.dumps([asdict(g) for g in comparison.decision.gates], indent=2),
+            "gate_report.json": json.dumps(gates, indent=2),
+            "manifest.json": json.dumps(manifest, indent=2, default=str),
         },
         figures={"score_distribution.png": figure},
         files=files,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import flows.retrain
 from flows.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
 from flows.lake import Lake, open_store
+from flows.manifest import code_hash, device_name
 from flows.retrain import registry_of, retrain
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
@@ -56,9 +58,17 @@ def test_first_run_promotes_and_logs_everything(seeded):
         "contract.json",
         "validation.json",
         "gate_report.json",
+        "manifest.json",
         "score_distribution.png",
         "export",
     } <= artifacts
+    path = client.download_artifacts(outcome.run_id, "manifest.json", str(settings.home))
+    manifest = json.loads(Path(path).read_text())
+    assert manifest["data"]["hash"] == run.data.tags["window_hash"]
+    assert manifest["device"] == run.data.tags["device"] == device_name(settings.detector.device)
+    assert manifest["code_hash"] == run.data.tags["code_hash"] == code_hash()
+    assert [g["name"] for g in manifest["gates"]] == [g.name for g in outcome.decision.gates]
+    assert manifest["detector"]["threshold"] == pytest.approx(registry.champion().detector.threshold_)
     exported = {a.path for a in client.list_artifacts(outcome.run_id, "export")}
     assert exported == {"export/model.onnx", "export/model.pt"}
     rows, scores = registry.load_reference("1")  # the drift reference stored with the version
