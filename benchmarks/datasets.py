@@ -16,6 +16,23 @@ from sklearn import datasets as skd
 
 from flows.datasets import LabelledSet, load_npz
 
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def default_folder() -> Path:
+    """The shared ADBench-style sets when present, else the few shipped in data/tabular."""
+    return SHARED / "tabular" if (SHARED / "tabular").is_dir() else ROOT / "data" / "tabular"
+
+
+def grouped(folder: Path, with_held_out: bool = True) -> list[tuple[str, LabelledSet]]:
+    """("public", set) for every set in `folder`, then ("held-out", set) for the second group."""
+    sets = [("public", d) for d in from_folder(folder)]
+    if with_held_out:
+        sets += [("held-out", d) for d in held_out(SHARED if SHARED.is_dir() else None)]
+    return sets
+
 
 def from_folder(folder: Path) -> Iterator[LabelledSet]:
     """Every `*.npz` in `folder`, smallest first."""

@@ -22,15 +22,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from datasets import from_folder, held_out
+from datasets import RESULTS, default_folder, grouped
 from publish import publish
 from sklearn.ensemble import IsolationForest
 
 from vae import VAEDetector
 from vae.evaluation import evaluate_scores, semi_supervised_split
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "datasets"
 TARGET_FPR = 0.01
 VARIANTS = {"sentinel hybrid": None, "sentinel recon-only": 1.0, "sentinel latent-only": 0.0}
 
@@ -225,12 +223,11 @@ def markdown(rows: list[Row], scaling: list[dict[str, object]], speed: list[dict
 
 
 def main() -> None:
-    default = SHARED / "tabular" if (SHARED / "tabular").is_dir() else ROOT / "data" / "tabular"
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "folder", nargs="?", type=Path, default=default, help="folder of ADBench-style .npz sets"
+        "folder", nargs="?", type=Path, default=default_folder(), help="folder of ADBench-style .npz sets"
     )
     parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (default 3)")
     parser.add_argument(
@@ -248,9 +245,7 @@ def main() -> None:
         default=[5_000, 20_000, 50_000],
         help="comma-separated row counts for the fit-seconds table (default 5000,20000,50000)",
     )
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results", help="where to write results"
-    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results")
     parser.add_argument(
         "--speed-only",
         action="store_true",
@@ -259,25 +254,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     with_pyod_vae = not args.no_pyod_vae
-    if args.speed_only:
-        scaling, speed = (
-            fit_scaling(args.fit_sizes, with_pyod_vae),
-            throughput(args.throughput_rows, with_pyod_vae),
-        )
-        results = {"fit_scaling": scaling, "throughput": speed}
-        publish(args.out, "detection-speed", markdown([], scaling, speed), results)
-        return
-    sets = [("public", d) for d in from_folder(args.folder)]
-    if not args.no_held_out:
-        sets += [("held-out", d) for d in held_out(SHARED if SHARED.is_dir() else None)]
-    print(f"{len(sets)} datasets, {args.seeds} seed(s), target FPR {TARGET_FPR:.0%}")
-    rows = accuracy_rows(sets, args.seeds, with_pyod_vae)
-    scaling, speed = (
-        fit_scaling(args.fit_sizes, with_pyod_vae),
-        throughput(args.throughput_rows, with_pyod_vae),
-    )
+    rows = []
+    if not args.speed_only:
+        sets = grouped(args.folder, not args.no_held_out)
+        print(f"{len(sets)} datasets, {args.seeds} seed(s), target FPR {TARGET_FPR:.0%}")
+        rows = accuracy_rows(sets, args.seeds, with_pyod_vae)
+    scaling = fit_scaling(args.fit_sizes, with_pyod_vae)
+    speed = throughput(args.throughput_rows, with_pyod_vae)
     results = {"rows": [asdict(r) for r in rows], "fit_scaling": scaling, "throughput": speed}
-    publish(args.out, "detection", markdown(rows, scaling, speed), results)
+    name = "detection-speed" if args.speed_only else "detection"
+    publish(args.out, name, markdown(rows, scaling, speed), results)
 
 
 if __name__ == "__main__":

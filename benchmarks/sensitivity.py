@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import from_folder, held_out
+from datasets import RESULTS, default_folder, grouped
 from publish import publish
 from rich.progress import track
 from sklearn.metrics import roc_auc_score
@@ -26,8 +26,6 @@ from sklearn.metrics import roc_auc_score
 from vae import VAEDetector
 from vae.evaluation import semi_supervised_split
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "datasets"
 VARIANTS: list[dict[str, Any]] = [
     {},
     {"beta": 0.5},
@@ -85,7 +83,6 @@ def markdown(results: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    default = SHARED / "tabular" if (SHARED / "tabular").is_dir() else ROOT / "data" / "tabular"
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -95,14 +92,13 @@ def main() -> None:
         type=json.loads,
         help="JSON objects of detector options; the defaults are always measured first",
     )
-    parser.add_argument("--folder", type=Path, default=default, help="folder of ADBench-style .npz sets")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (default 3)")
     parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results", help="where to write results"
+        "--folder", type=Path, default=default_folder(), help="folder of ADBench-style .npz sets"
     )
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (default 3)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write results")
     args = parser.parse_args()
-    sets = [("public", d) for d in from_folder(args.folder)]
-    sets += [("held-out", d) for d in held_out(SHARED if SHARED.is_dir() else None)]
+    sets = grouped(args.folder)
     variants = [{}, *[v for v in args.variants if v]] if args.variants else VARIANTS
     results = [evaluate(v, sets, args.seeds) for v in track(variants, description="variants")]
     publish(args.out, "sensitivity", markdown(results), {"results": results})
