@@ -118,6 +118,47 @@ def _run_retrain(
 
 
 @app.command()
+def backtest(
+    start: Annotated[
+        datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day to retrain as of, YYYY-MM-DD.")
+    ],
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD (default: newest partition)."),
+    ] = None,
+    every: int = typer.Option(1, min=1, help="Days between replayed retrains: the cadence to try."),
+    dataset: str = typer.Option(None, help="Dataset folder in the lake (default: settings.retrain.dataset)."),
+) -> None:
+    """Replay retraining over past days on a scratch copy; show what each run would have decided.
+
+    Runs the real retrain flow as of --from, --from + --every days, ... up to --to, with the current
+    settings (try other gate bounds or a window length with SENTINEL_RETRAIN__* variables). The span's
+    partitions are copied into SENTINEL_HOME/backtest/<time>/ with its own SQLite registry: the real lake
+    and registry are only read. The first day trains a cold start; each later one warm-starts from the
+    replay's champion. A window that fails validation is shown and the replay goes on.
+    """
+    settings = Settings()
+    runtime.configure(settings)
+    _guard(lambda: _run_backtest(settings, dataset, start.date(), end.date() if end else None, every))
+
+
+def _run_backtest(settings: Settings, dataset: str | None, start: date, end: date | None, every: int) -> None:
+    from flows.backtest import replay, replay_days, scratch_settings
+    from flows.retrain import lake_of
+    from flows.views import backtest_lines, backtest_table
+
+    dataset = dataset or settings.retrain.dataset
+    days = replay_days(start, end or lake_of(settings).newest_day(dataset), every)
+    folder = settings.home / "backtest" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
+        steps = replay(settings, dataset, days, folder)
+    console.print(backtest_table(steps))
+    for line in backtest_lines(steps):
+        console.print(line, highlight=False)
+    console.print(f"  mlflow ui --backend-store-uri {scratch_settings(settings, folder).tracking_uri()}")
+
+
+@app.command()
 def monitor(
     dataset: Annotated[
         str | None, typer.Option(help="Dataset folder in the lake (default: settings).")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from rich.table import Table
 
+from flows.backtest import ReplayStep
 from flows.monitor import MonitorOutcome
 from flows.retrain import RetrainOutcome
 from validation.gates import GateResult
@@ -43,6 +45,39 @@ def outcome_lines(outcome: RetrainOutcome) -> list[str]:
         f"{r['evaluation']:,} compare",
         f"run {outcome.run_id}"
         + ("" if outcome.promoted else f"; refused: {'; '.join(outcome.decision.reasons)}"),
+    ]
+
+
+def backtest_table(steps: list[ReplayStep]) -> Table:
+    """One row per replayed day: the version it registered, its verdict and what decided it."""
+    table = Table(title="retraining replayed on a scratch copy")
+    for col in ("as of", "version", "verdict", "start", "why"):
+        table.add_column(col, no_wrap=col != "why")
+    colour = {"promoted": "green", "refused": "yellow", "no candidate": "red"}
+    for step in steps:
+        out = step.outcome
+        why = step.stopped if out is None else "; ".join(out.decision.reasons) or "every gate passed"
+        version, start = ("-", "-") if out is None else (out.version, out.start)
+        verdict = f"[{colour[step.verdict]}]{step.verdict}[/]"
+        table.add_row(step.as_of.isoformat(), version, verdict, start, why)
+    return table
+
+
+def backtest_lines(steps: list[ReplayStep]) -> list[str]:
+    """How often each verdict came, which gates refused, and where the replay's registry is."""
+    counts = Counter(step.verdict for step in steps)
+    failed = Counter(
+        gate.name
+        for step in steps
+        if step.outcome is not None
+        for gate in step.outcome.decision.gates
+        if not gate.passed
+    )
+    refusals = ", ".join(f"{name} {n}" for name, n in failed.most_common()) or "none"
+    return [
+        f"{len(steps)} retrain(s): {counts['promoted']} promoted, {counts['refused']} refused, "
+        f"{counts['no candidate']} without a candidate; failed gates: {refusals}",
+        "the replay's runs and versions:",
     ]
 
 

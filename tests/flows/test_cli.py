@@ -36,6 +36,7 @@ def test_help_explains_each_command(tmp_path):
         "deploy",
         "rollback",
         "promote",
+        "backtest",
         "status",
         "evaluate",
     ):

@@ -1,0 +1,97 @@
+"""Replay retraining over past days on a scratch copy: how often would these settings promote, and why not?
+
+Before changing a cadence or a gate bound, run the real retrain flow (validation, warm start, training,
+gates, compare-and-set promotion) as of each replayed day. The dataset's partitions in the replayed span
+(and the shadow set) are copied into a scratch lake with a fresh SQLite registry, so the real lake and
+registry are only read; the first replayed day trains a cold start.
+
+Example:
+    >>> steps = replay(settings, "mammography", [date(2026, 11, 20), date(2026, 11, 27)], Path("bt"))
+    >>> [(s.as_of, s.verdict) for s in steps]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from flows.errors import StoreError, ValidationFailedError
+from flows.lake import Lake
+from flows.retrain import RetrainOutcome, lake_of, retrain
+from flows.settings import LakeSettings, RegistrySettings, Settings
+from vae import InputError
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    """One replayed day: the retrain's outcome, or why the window produced no candidate."""
+
+    as_of: date
+    outcome: RetrainOutcome | None
+    stopped: str | None = None  # why not: failed validation, no partition, too few days
+
+    @property
+    def verdict(self) -> str:
+        """'promoted', 'refused' or 'no candidate'."""
+        if self.outcome is None:
+            return "no candidate"
+        return "promoted" if self.outcome.promoted else "refused"
+
+
+def replay_days(start: date, end: date, every_days: int) -> list[date]:
+    """start, start + every_days, ... up to end (end included when the cadence reaches it).
+
+    Raises:
+        InputError: end before start, or every_days < 1.
+    """
+    if end < start or every_days < 1:
+        raise InputError(f"a replay needs --from <= --to and --every >= 1, got {start}, {end}, {every_days}")
+    return [start + timedelta(days=d) for d in range(0, (end - start).days + 1, every_days)]
+
+
+def scratch_settings(settings: Settings, folder: Path) -> Settings:
+    """`settings` with a local lake and an SQLite registry in `folder` (same model and experiment names)."""
+    registry = RegistrySettings(
+        model_name=settings.registry.model_name, experiment=settings.registry.experiment
+    )
+    return settings.model_copy(update={"home": folder, "lake": LakeSettings(), "registry": registry})
+
+
+def copy_span(
+    source: Lake, target: Lake, dataset: str, start: date, end: date, shadow_key: str | None
+) -> int:
+    """Copy the dataset's partition files dated [start, end] (and the shadow set) byte for byte.
+
+    Returns the number of partition files copied.
+
+    Raises:
+        StoreError: the span holds no partition.
+    """
+    keys = [
+        key
+        for day in source.days(dataset)
+        if start <= day <= end
+        for key in source.store.keys(f"{dataset}/date={day.isoformat()}")
+    ]
+    if not keys:
+        raise StoreError(f"no partitions of {dataset!r} between {start} and {end} in {source.store.uri}")
+    for key in keys + ([f"{dataset}/{shadow_key}"] if shadow_key else []):
+        target.store.write(key, source.store.read(key))
+    return len(keys)
+
+
+def replay(settings: Settings, dataset: str, days: list[date], folder: Path) -> list[ReplayStep]:
+    """Retrain as of each of `days` (oldest first) on a scratch copy in `folder`; one step per day."""
+    scratch = scratch_settings(settings, folder)
+    span_start = days[0] - timedelta(days=settings.retrain.window_days - 1)
+    copy_span(lake_of(settings), lake_of(scratch), dataset, span_start, days[-1], settings.retrain.shadow_key)
+    steps = []
+    for day in days:
+        try:
+            steps.append(
+                ReplayStep(day, retrain(settings=scratch, dataset=dataset, as_of=day, reason="backtest"))
+            )
+        except (ValidationFailedError, StoreError, InputError) as exc:  # this window gives no candidate
+            steps.append(ReplayStep(day, None, str(exc).splitlines()[0]))
+    return steps
