@@ -1,9 +1,10 @@
 """Replay retraining over past days on a scratch copy: how often would these settings promote, and why not?
 
 Before changing a cadence or a gate bound, run the real retrain flow (validation, warm start, training,
-gates, compare-and-set promotion) as of each replayed day. The dataset's partitions in the replayed span
-(and the shadow set) are copied into a scratch lake with a fresh SQLite registry, so the real lake and
-registry are only read; the first replayed day trains a cold start.
+gates, compare-and-set promotion) as of each replayed day. The dataset's partitions in the replayed span,
+the alerts that past champions wrote for them and the shadow set are copied into a scratch lake with a
+fresh SQLite registry, so the real lake and registry are only read; the first replayed day trains a cold
+start.
 
 Example:
     >>> steps = replay(settings, "mammography", [date(2026, 11, 20), date(2026, 11, 27)], Path("bt"))
@@ -61,24 +62,23 @@ def scratch_settings(settings: Settings, folder: Path) -> Settings:
 def copy_span(
     source: Lake, target: Lake, dataset: str, start: date, end: date, shadow_key: str | None
 ) -> int:
-    """Copy the dataset's partition files dated [start, end] (and the shadow set) byte for byte.
+    """Copy the dataset's files dated [start, end], byte for byte, and the shadow set.
+
+    Copied: the partitions, and the alerts past champions wrote for them (rows a retrain drops, as then).
 
     Returns the number of partition files copied.
 
     Raises:
         StoreError: the span holds no partition.
     """
-    keys = [
-        key
-        for day in source.days(dataset)
-        if start <= day <= end
-        for key in source.store.keys(f"{dataset}/date={day.isoformat()}")
-    ]
-    if not keys:
+    days = [d.isoformat() for d in source.days(dataset) if start <= d <= end]
+    partitions = [key for day in days for key in source.store.keys(f"{dataset}/date={day}")]
+    if not partitions:
         raise StoreError(f"no partitions of {dataset!r} between {start} and {end} in {source.store.uri}")
-    for key in keys + ([f"{dataset}/{shadow_key}"] if shadow_key else []):
+    alerts = [key for day in days for key in source.store.keys(f"{dataset}/_alerts/date={day}")]
+    for key in partitions + alerts + ([f"{dataset}/{shadow_key}"] if shadow_key else []):
         target.store.write(key, source.store.read(key))
-    return len(keys)
+    return len(partitions)
 
 
 def replay(settings: Settings, dataset: str, days: list[date], folder: Path) -> list[ReplayStep]:

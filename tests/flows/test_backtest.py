@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 
 from flows.backtest import replay, replay_days, scratch_settings
@@ -20,12 +21,15 @@ def _digest(root) -> dict[str, str]:
 
 def test_replay_runs_the_flow_per_day_on_a_scratch_copy(seeded, tmp_path):
     settings, lake, dates = seeded
+    flagged = pd.DataFrame({"_source": f"date={dates[-5].isoformat()}/part-0.parquet", "_row": [0, 3, 4]})
+    lake.write_table(f"mammography/_alerts/date={dates[-5].isoformat()}/alerts-v1.parquet", flagged)
     lake_root = settings.home / "lake"
     before = _digest(lake_root)
     days = replay_days(dates[-4], dates[-1], 1)
     steps = replay(settings, "mammography", days, tmp_path / "replay")
 
     assert [s.as_of for s in steps] == days and steps[0].outcome.start.startswith("cold start")
+    assert steps[0].outcome.rows["alerted_dropped"] == 3  # as the real retrain then: flagged rows dropped
     assert steps[1].outcome.start == "warm start from v1"
     assert {s.verdict for s in steps} == {"promoted", "refused"}  # the failing sensor's window is refused
     scratch = registry_of(scratch_settings(settings, tmp_path / "replay")).status()
