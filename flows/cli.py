@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -75,10 +75,13 @@ def _run_demo(settings: Settings) -> None:
     )
     _run_monitor(settings, dataset, dates[-2])
     uri = settings.tracking_uri()
+    first_full = dates[0] + timedelta(days=settings.retrain.window_days - 1)  # first day with a full window
     console.print(
         "\nwhere to look:\n"
         f"  mlflow ui --backend-store-uri {uri}        # runs, metrics, score plots, registered versions\n"
         f"  SENTINEL_HOME={settings.home} sentinel status   # champion, previous, gates, last drift verdict\n"
+        f"  SENTINEL_HOME={settings.home} sentinel backtest --dataset {dataset} --from {first_full}"
+        "   # replay retrains, e.g. with other gate bounds\n"
         f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons"
     )
 

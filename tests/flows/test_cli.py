@@ -50,7 +50,10 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert out.stdout.count("promoted to champion") == 2 and "version 3 refused" in out.stdout
     assert "cold start" in out.stdout and "warm start from v1" in out.stdout and "quarantined" in out.stdout
-    assert "mlflow ui --backend-store-uri" in out.stdout
+    assert (
+        "mlflow ui --backend-store-uri" in out.stdout
+        and "sentinel backtest --dataset mammography" in out.stdout
+    )
     assert "s01" in out.stdout.split("monitor as of")[-1] and "retrain: version 4 " in out.stdout
     (demo_home,) = (tmp_path / "home" / "demo").iterdir()
 
