@@ -61,12 +61,10 @@ def scratch_settings(settings: Settings, folder: Path) -> Settings:
 
 def copy_span(
     source: Lake, target: Lake, dataset: str, start: date, end: date, shadow_key: str | None
-) -> int:
+) -> None:
     """Copy the dataset's files dated [start, end], byte for byte, and the shadow set.
 
     Copied: the partitions, and the alerts past champions wrote for them (rows a retrain drops, as then).
-
-    Returns the number of partition files copied.
 
     Raises:
         StoreError: the span holds no partition.
@@ -78,7 +76,6 @@ def copy_span(
     alerts = [key for day in days for key in source.store.keys(f"{dataset}/_alerts/date={day}")]
     for key in partitions + alerts + ([f"{dataset}/{shadow_key}"] if shadow_key else []):
         target.store.write(key, source.store.read(key))
-    return len(partitions)
 
 
 def replay(settings: Settings, dataset: str, days: list[date], folder: Path) -> list[ReplayStep]:
