@@ -2,7 +2,7 @@
 
 Before changing a cadence or a gate bound, run the real retrain flow (validation, warm start, training,
 gates, compare-and-set promotion) as of each replayed day. The dataset's partitions in the replayed span,
-the alerts that past champions wrote for them and the shadow set are copied into a scratch lake with a
+the alerts the lake holds for them today and the shadow set are copied into a scratch lake with a
 fresh SQLite registry, so the real lake and registry are only read; the first replayed day trains a cold
 start.
 
@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from flows.errors import StoreError, ValidationFailedError
+from flows.errors import StoreError
 from flows.lake import Lake
 from flows.retrain import RetrainOutcome, lake_of, retrain
 from flows.settings import LakeSettings, RegistrySettings, Settings
-from vae import InputError
+from vae import InputError, SentinelError
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ReplayStep:
 
     as_of: date
     outcome: RetrainOutcome | None
-    stopped: str | None = None  # why not: failed validation, no partition, too few days
+    stopped: str | None = None  # why not: failed validation, no partition, too few rows to calibrate...
 
     @property
     def verdict(self) -> str:
@@ -64,7 +64,7 @@ def copy_span(
 ) -> None:
     """Copy the dataset's files dated [start, end], byte for byte, and the shadow set.
 
-    Copied: the partitions, and the alerts past champions wrote for them (rows a retrain drops, as then).
+    Copied: the partitions, and the alerts the lake holds for them (rows a retrain drops).
 
     Raises:
         StoreError: the span holds no partition.
@@ -89,6 +89,6 @@ def replay(settings: Settings, dataset: str, days: list[date], folder: Path) -> 
             steps.append(
                 ReplayStep(day, retrain(settings=scratch, dataset=dataset, as_of=day, reason="backtest"))
             )
-        except (ValidationFailedError, StoreError, InputError) as exc:  # this window gives no candidate
+        except SentinelError as exc:  # this day gives no candidate (validation, data, calibration, ...)
             steps.append(ReplayStep(day, None, str(exc).splitlines()[0]))
     return steps

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import platform
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,14 @@ def device_name(device: str) -> str:
     )
 
 
+def _installed(distribution: str) -> str:
+    """The installed version, or "not installed" (a source tree run without `pip install`)."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "not installed"
+
+
 def run_manifest(
     candidate: VAEDetector, window: dict[str, Any], gates: list[dict[str, Any]], seed: int, device: str
 ) -> dict[str, Any]:
@@ -66,11 +74,11 @@ def run_manifest(
     return {
         "data": window,
         "code_hash": code_hash(),
-        "vae_sentinel_version": version("vae-sentinel"),
+        "vae_sentinel_version": _installed("vae-sentinel"),
         "seed": seed,
         "device": device_name(device),
         "python": platform.python_version(),
-        "libraries": {name: version(name) for name in LIBRARIES},
+        "libraries": {name: _installed(name) for name in LIBRARIES},
         "detector": {
             "threshold": candidate.threshold_,
             "alpha": candidate.alpha_,

@@ -289,7 +289,8 @@ class Registry:
         """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
 
         The reason and time are tagged on the version first, so even an attempt that loses a race with a
-        flow's promotion stays on record. The replaced champion becomes ``previous`` (`rollback` undoes it).
+        flow's promotion stays on record (status shows it as attempted). The replaced champion becomes
+        ``previous`` (`rollback` undoes it).
 
         Raises:
             RegistryError: no reason, no such version, or it is the champion already.
@@ -298,9 +299,13 @@ class Registry:
         if not reason.strip():
             raise RegistryError("a manual promotion needs a reason (--reason), kept on the version")
         try:
-            self.client.get_model_version(self.model_name, version)
-        except MlflowException:
-            raise RegistryError(f"{self.model_name} has no version {version}") from None
+            version = str(self.client.get_model_version(self.model_name, version).version)  # "02" -> "2"
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise RegistryError(f"{self.model_name} has no version {version}") from None
+            raise RegistryError(
+                f"cannot read version {version} of {self.model_name}: {exc.message}"
+            ) from None
         current = self.alias_version(CHAMPION)
         if current == version:
             raise RegistryError(f"version {version} of {self.model_name} is the champion already")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from flows.backtest import ReplayStep
@@ -59,7 +60,7 @@ def backtest_table(steps: list[ReplayStep]) -> Table:
         why = step.stopped if out is None else "; ".join(out.decision.reasons) or "every gate passed"
         version, start = ("-", "-") if out is None else (out.version, out.start)
         verdict = f"[{colour[step.verdict]}]{step.verdict}[/]"
-        table.add_row(step.as_of.isoformat(), version, verdict, start, why)
+        table.add_row(step.as_of.isoformat(), version, verdict, start, escape(why))
     return table
 
 
@@ -100,7 +101,7 @@ def status_table(status: dict[str, Any]) -> Table:
         gates = ", ".join(f"{name} {'pass' if g['passed'] else 'FAIL'}" for name, g in v["gates"].items())
         promoted = "yes" if v["promoted"] else "no"
         if v["override"]:
-            promoted += f" (by hand: {v['override']})"
+            promoted += f" ({'by hand' if v['promoted'] else 'override attempted'}: {v['override']})"
         table.add_row(v["version"], marks.get(v["version"], ""), promoted, gates)
     return table
 

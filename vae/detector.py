@@ -305,9 +305,10 @@ class VAEDetector:
 
         The threshold is an order statistic of n calibration scores, so its realized FPR is random
         (`realized_fpr_law`): with 200 calibration rows a 1% target lands anywhere in about 0.1-3%.
-        For a Gaussian-tail threshold the interval is that of the largest calibration score not above it,
-        an upper bound.
+        For a Gaussian-tail threshold it is the interval of the largest calibration score not above the
+        threshold, which bounds its FPR from above (from below if the threshold is under every score).
         """
+        self._fitted()
         assert self.calibration_scores_ is not None
         n = self.calibration_scores_.size
         return realized_fpr_interval(n, min(max(self._threshold_rank, 1), n), confidence)

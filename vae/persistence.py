@@ -121,5 +121,7 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     # calibration scores and threshold are derived from the saved terms, exactly as when they were set
     terms = tensors["calibration_terms"].numpy()
     runs = tuple(meta.get("calibration_runs", [len(terms)]))  # files from before runs were kept: one run
+    if sum(runs) != len(terms):
+        raise RuntimeError(f"calibration runs cover {sum(runs)} scores, the file holds {len(terms)}")
     det._calibrate(scorer, terms, float(scorer.alpha), meta["threshold_fpr"], runs)
     return det

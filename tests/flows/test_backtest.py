@@ -46,6 +46,15 @@ def test_a_window_without_a_candidate_is_reported_and_the_replay_goes_on(seeded,
     assert "no partitions of 'mammography'" in steps[0].stopped and "window spans 1 day" in steps[1].stopped
 
 
+def test_a_day_that_cannot_calibrate_is_reported_not_fatal(seeded, tmp_path):
+    settings, _, dates = seeded
+    strict = settings.model_copy(
+        update={"detector": settings.detector.model_copy(update={"target_fpr": 1e-5})}
+    )
+    (step,) = replay(strict, "mammography", [dates[-4]], tmp_path / "replay")
+    assert step.verdict == "no candidate" and "needs at least" in step.stopped
+
+
 def test_replay_days_follow_the_cadence():
     assert replay_days(date(2026, 11, 1), date(2026, 11, 10), 4) == [date(2026, 11, d) for d in (1, 5, 9)]
     assert replay_days(date(2026, 11, 1), date(2026, 11, 1), 1) == [date(2026, 11, 1)]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from vae import InputError, Segments, StreamState, VAEDetector, advance, ema, windows
+from vae import InputError, ModelFileError, Segments, StreamState, VAEDetector, advance, ema, windows
 from vae.calibration import conformal_threshold
 
 WINDOW = 8
@@ -129,6 +131,20 @@ def test_smoothing_restarts_at_each_gap_of_the_calibration_series(windowed, seri
     assert per_run != pytest.approx(across_gap, rel=1e-3)  # the data make the gap matter
     reloaded = VAEDetector.load(det.save(tmp_path / "reloaded"))
     assert reloaded.smoothed_threshold(0.9) == det.smoothed_threshold(0.9)
+
+
+def test_detectors_saved_before_calibration_runs_load_as_one_run(windowed, tmp_path):
+    folder = windowed.save(tmp_path / "det")
+    meta = json.loads((folder / "detector.json").read_text())
+    del meta["calibration_runs"]  # the format before runs were kept
+    (folder / "detector.json").write_text(json.dumps(meta))
+    loaded = VAEDetector.load(folder)
+    assert loaded.calibration_runs_ == (len(windowed.calibration_scores_),)
+    assert loaded.smoothed_threshold(0.9) == windowed.smoothed_threshold(0.9)  # fit's holdout is one run
+    meta["calibration_runs"] = [1, 2]
+    (folder / "detector.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="calibration runs cover 3 scores"):
+        VAEDetector.load(folder)
 
 
 @pytest.mark.parametrize("chunks", [1, 7, 600])
