@@ -35,7 +35,7 @@ from vae.preprocessing import Preprocessor, as_matrix
 from vae.scoring import Scorer, mix_terms
 from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
-from vae.windowing import Segments, window_counts, windows_of
+from vae.windowing import parts_of, window_counts, windows_of
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -79,7 +79,6 @@ class VAEDetector:
         self.calibration_scores_: np.ndarray | None = None
         self.calibration_runs_: tuple[int, ...] = ()  # gap-free runs of calibration samples, in order
         self.threshold_fpr_: float = self.config.target_fpr
-        self._threshold_rank = 0  # calibration scores at or below the threshold (float64, before rounding)
 
     # ----------------------------------------------------------------- fit
     def fit(
@@ -108,12 +107,12 @@ class VAEDetector:
             TrainingDivergedError: the loss became NaN/inf.
         """
         cfg = self.config
-        parts = _parts(X)
+        parts = parts_of(X)
         columns = _column_names(parts[0])
         first = as_matrix(parts[0])
         check = lambda p: as_matrix(p, columns=columns, n_features=first.shape[1])  # noqa: E731
         rows = [first, *map(check, parts[1:])]
-        train, hold = self._split(rows) if X_val is None else (rows, [check(p) for p in _parts(X_val)])
+        train, hold = self._split(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
         X_train, X_hold = windows_of(train, cfg.window), windows_of(hold, cfg.window)
         if len(X_train) < cfg.train.min_rows:
             unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
@@ -224,7 +223,7 @@ class VAEDetector:
 
     def score_index(self, X: Any) -> pd.Index | None:
         """Row labels of the scores of DataFrame rows (or `Segments` of them): from each full window on."""
-        parts, skip = _parts(X), self.config.window - 1
+        parts, skip = parts_of(X), self.config.window - 1
         if not all(isinstance(p, pd.DataFrame) for p in parts):
             return None
         labels = [p.index[skip:] for p in parts if len(p) > skip]
@@ -297,7 +296,6 @@ class VAEDetector:
         scorer.threshold.fill_(threshold)
         self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
         self.calibration_runs_ = runs
-        self._threshold_rank = int(np.searchsorted(self.calibration_scores_, threshold, side="right"))
         return threshold
 
     def fpr_interval(self, confidence: float = 0.95) -> tuple[float, float]:
@@ -308,10 +306,11 @@ class VAEDetector:
         For a Gaussian-tail threshold it is the interval of the largest calibration score not above the
         threshold, which bounds its FPR from above (from below if the threshold is under every score).
         """
-        self._fitted()
+        threshold = self.threshold_  # the value predictions compare with
         assert self.calibration_scores_ is not None
         n = self.calibration_scores_.size
-        return realized_fpr_interval(n, min(max(self._threshold_rank, 1), n), confidence)
+        rank = int(np.searchsorted(self.calibration_scores_, threshold, side="right"))  # scores not flagged
+        return realized_fpr_interval(n, min(max(rank, 1), n), confidence)
 
     def smoothed_threshold(self, beta: float) -> float:
         """Threshold for `ema(scores, beta)` streams, at the same target FPR.
@@ -334,7 +333,7 @@ class VAEDetector:
             CalibrationError: fpr < 1/(n+1) for the conformal method.
         """
         fpr = self.config.target_fpr if fpr is None else fpr
-        runs = window_counts(_parts(X_normal), self.config.window)
+        runs = window_counts(parts_of(X_normal), self.config.window)
         return self._calibrate(self._fitted()[2], self._terms(X_normal), self.alpha_, fpr, runs)
 
     def tune_alpha(self, X_anomalies: Any) -> float:
@@ -391,10 +390,6 @@ def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: 
 def _terms_of(pre: Preprocessor, scorer: Scorer, X: Any) -> np.ndarray:
     """Normalized (reconstruction, latent) terms of raw rows, (n_samples, 2)."""
     return _apply(pre.check(X), lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
-
-
-def _parts(X: Any) -> tuple[Any, ...]:
-    return X.parts if isinstance(X, Segments) else (X,)
 
 
 def _cut(parts: list[np.ndarray], at: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

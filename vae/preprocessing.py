@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vae.errors import InputError
-from vae.windowing import Segments, windows_of
+from vae.windowing import parts_of, windows_of
 
 
 def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None) -> np.ndarray:
@@ -104,8 +104,7 @@ class Preprocessor:
 
     def check(self, X: Any) -> np.ndarray:
         """The model's raw input samples of X (or of `Segments`): checked rows, or windows for window > 1."""
-        parts = X.parts if isinstance(X, Segments) else (X,)
-        return windows_of([self.observations(p) for p in parts], self.window)
+        return windows_of([self.observations(p) for p in parts_of(X)], self.window)
 
     def standardize(self, samples: np.ndarray) -> np.ndarray:
         """Standardize checked samples (the output of `check`)."""

@@ -45,6 +45,11 @@ class Segments:
             raise InputError("Segments needs at least one part")
 
 
+def parts_of(X: Any) -> tuple[Any, ...]:
+    """The pieces of X: its `Segments` parts, or X itself as the only piece."""
+    return X.parts if isinstance(X, Segments) else (X,)
+
+
 def windows_of(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
     """The samples of checked parts: their rows (size 1), or the sliding windows within each part.
 
