@@ -156,9 +156,8 @@ def _run_backtest(settings: Settings, dataset: str | None, start: date, end: dat
     with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
         steps = replay(settings, dataset, days, folder)
     console.print(backtest_table(steps))
-    for line in backtest_lines(steps):
+    for line in backtest_lines(steps, scratch_settings(settings, folder).tracking_uri()):
         console.print(line, highlight=False)
-    console.print(f"  mlflow ui --backend-store-uri {scratch_settings(settings, folder).tracking_uri()}")
 
 
 @app.command()

@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -34,6 +35,7 @@ LIBRARIES = (
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the three packages
 
 
+@functools.cache  # the code a process runs is what it imported: hash it once
 def code_hash(root: Path = _SOURCE_ROOT) -> str:
     """SHA-256 over the path and content of every Python file of the project's packages under `root`."""
     digest = hashlib.sha256()

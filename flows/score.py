@@ -101,9 +101,8 @@ def score(
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
-    lead = (
-        champion.detector.config.window - 1
-    )  # rows a window reaches back: into the day before, across chunks
+    # rows a window reaches back: into the day before, and across chunk edges
+    lead = champion.detector.config.window - 1
     rows = load_day(lake, dataset, day, lead)
     size = settings.score_chunk_rows
     futures = [

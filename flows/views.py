@@ -64,7 +64,7 @@ def backtest_table(steps: list[ReplayStep]) -> Table:
     return table
 
 
-def backtest_lines(steps: list[ReplayStep]) -> list[str]:
+def backtest_lines(steps: list[ReplayStep], tracking_uri: str) -> list[str]:
     """How often each verdict came, which gates refused, and where the replay's registry is."""
     counts = Counter(step.verdict for step in steps)
     failed = Counter(
@@ -78,7 +78,7 @@ def backtest_lines(steps: list[ReplayStep]) -> list[str]:
     return [
         f"{len(steps)} retrain(s): {counts['promoted']} promoted, {counts['refused']} refused, "
         f"{counts['no candidate']} without a candidate; failed gates: {refusals}",
-        "the replay's runs and versions:",
+        f"the replay's runs and versions: mlflow ui --backend-store-uri {tracking_uri}",
     ]
 
 
