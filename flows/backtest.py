@@ -3,8 +3,8 @@
 Before changing a cadence or a gate bound, run the real retrain flow (validation, warm start, training,
 gates, compare-and-set promotion) as of each replayed day. The dataset's partitions in the replayed span,
 the alerts the lake holds for them today and the shadow set are copied into a scratch lake with a
-fresh SQLite registry, so the real lake and registry are only read; the first replayed day trains a cold
-start.
+fresh SQLite registry, so the real lake and registry are only read. The first replayed day trains a cold
+start, or warm-starts from a version of the real registry adopted as the replay's first champion.
 
 Example:
     >>> steps = replay(settings, "mammography", [date(2026, 11, 20), date(2026, 11, 27)], Path("bt"))
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from flows.errors import StoreError
 from flows.lake import Lake
-from flows.retrain import RetrainOutcome, lake_of, retrain
+from flows.retrain import RetrainOutcome, lake_of, registry_of, retrain
 from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae import InputError, SentinelError
 
@@ -78,11 +78,28 @@ def copy_span(
         target.store.write(key, source.store.read(key))
 
 
-def replay(settings: Settings, dataset: str, days: list[date], folder: Path) -> list[ReplayStep]:
-    """Retrain as of each of `days` (oldest first) on a scratch copy in `folder`; one step per day."""
+def replay(
+    settings: Settings, dataset: str, days: list[date], folder: Path, champion: str | None = None
+) -> list[ReplayStep]:
+    """Retrain as of each day on a scratch copy; one step per day.
+
+    Args:
+        settings: the real settings; the replay runs with them, pointed at the scratch copy.
+        dataset: dataset folder in the lake.
+        days: the days to retrain as of, oldest first.
+        folder: where the scratch lake and registry go.
+        champion: a version of the real registry to start from (e.g. the one serving on the first day);
+            it becomes version 1 of the scratch registry. None: the first day trains a cold start.
+
+    Raises:
+        StoreError: the span holds no partition.
+        RegistryError: the real registry has no such version.
+    """
     scratch = scratch_settings(settings, folder)
     span_start = days[0] - timedelta(days=settings.retrain.window_days - 1)
     copy_span(lake_of(settings), lake_of(scratch), dataset, span_start, days[-1], settings.retrain.shadow_key)
+    if champion is not None:
+        registry_of(scratch).adopt(registry_of(settings), champion)
     steps = []
     for day in days:
         try:

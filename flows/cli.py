@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long lines (commands, paths) stay whole in logs and copies
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -131,21 +131,31 @@ def backtest(
     ] = None,
     every: int = typer.Option(1, min=1, help="Days between replayed retrains: the cadence to try."),
     dataset: str = typer.Option(None, help="Dataset folder in the lake (default: settings.retrain.dataset)."),
+    champion: str = typer.Option(
+        None,
+        help="Version of the real registry to start from, e.g. the one serving on --from (default: a cold "
+        "start). It becomes version 1 of the replay's registry.",
+    ),
 ) -> None:
     """Replay retraining over past days on a scratch copy; show what each run would have decided.
 
     Runs the real retrain flow as of --from, --from + --every days, ... up to --to, with the current
     settings (try other gate bounds or a window length with SENTINEL_RETRAIN__* variables). The span's
     partitions are copied into SENTINEL_HOME/backtest/<time>/ with its own SQLite registry: the real lake
-    and registry are only read. The first day trains a cold start; each later one warm-starts from the
-    replay's champion. A window that fails validation is shown and the replay goes on.
+    and registry are only read. The first day trains a cold start, or warm-starts from --champion and is
+    gated against it; each later one warm-starts from the replay's champion. A window that fails
+    validation is shown and the replay goes on.
     """
     settings = Settings()
     runtime.configure(settings)
-    _guard(lambda: _run_backtest(settings, dataset, start.date(), end.date() if end else None, every))
+    _guard(
+        lambda: _run_backtest(settings, dataset, start.date(), end.date() if end else None, every, champion)
+    )
 
 
-def _run_backtest(settings: Settings, dataset: str | None, start: date, end: date | None, every: int) -> None:
+def _run_backtest(
+    settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
+) -> None:
     from flows.backtest import replay, replay_days, scratch_settings
     from flows.retrain import lake_of
     from flows.views import backtest_lines, backtest_table
@@ -154,9 +164,9 @@ def _run_backtest(settings: Settings, dataset: str | None, start: date, end: dat
     days = replay_days(start, end or lake_of(settings).newest_day(dataset), every)
     folder = settings.home / "backtest" / datetime.now().strftime("%Y%m%d-%H%M%S")
     with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
-        steps = replay(settings, dataset, days, folder)
+        steps = replay(settings, dataset, days, folder, champion)
     console.print(backtest_table(steps))
-    for line in backtest_lines(steps, scratch_settings(settings, folder).tracking_uri()):
+    for line in backtest_lines(steps, scratch_settings(settings, folder).tracking_uri(), champion):
         console.print(line, highlight=False)
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
@@ -104,13 +105,24 @@ class Registry:
         return None if version is None else self.load_version(version)
 
     def load_version(self, version: str) -> LoadedVersion:
-        """Download one registered version and load its detector and contract."""
-        mv = self.client.get_model_version(self.model_name, version)
+        """Download one registered version and load its detector and contract.
+
+        Raises:
+            RegistryError: no such version, or the registry cannot be read.
+        """
+        mv = self._model_version(version)
         with tempfile.TemporaryDirectory() as tmp:
-            local = Path(self._download(f"models:/{self.model_name}/{version}", tmp))
-            detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
-            contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
-        return LoadedVersion(version, str(mv.run_id), detector, contract)
+            return _loaded(mv, self._download_version(mv, tmp))
+
+    def _model_version(self, version: str) -> ModelVersion:
+        try:
+            return self.client.get_model_version(self.model_name, version)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise RegistryError(f"{self.model_name} has no version {version}") from None
+            raise RegistryError(
+                f"cannot read version {version} of {self.model_name}: {exc.message}"
+            ) from None
 
     def trigger_times(self, experiment: str, since: datetime) -> list[datetime]:
         """When monitor runs of this model triggered a retrain, since `since` (UTC)."""
@@ -157,6 +169,9 @@ class Registry:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         return str(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dst))
+
+    def _download_version(self, mv: ModelVersion, dst: str) -> Path:
+        return Path(self._download(f"models:/{self.model_name}/{mv.version}", dst))
 
     # ------------------------------------------------------------ writes
     def log_candidate(self, record: CandidateRecord, run_name: str) -> tuple[str, str]:
@@ -298,14 +313,7 @@ class Registry:
         """
         if not reason.strip():
             raise RegistryError("a manual promotion needs a reason (--reason), kept on the version")
-        try:
-            version = str(self.client.get_model_version(self.model_name, version).version)  # "02" -> "2"
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise RegistryError(f"{self.model_name} has no version {version}") from None
-            raise RegistryError(
-                f"cannot read version {version} of {self.model_name}: {exc.message}"
-            ) from None
+        version = str(self._model_version(version).version)  # "02" -> "2"
         current = self.alias_version(CHAMPION)
         if current == version:
             raise RegistryError(f"version {version} of {self.model_name} is the champion already")
@@ -314,6 +322,28 @@ class Registry:
         self.client.set_model_version_tag(self.model_name, version, "override_at", now)
         self.promote(version, current)
         return current
+
+    def adopt(self, source: Registry, version: str) -> str:
+        """Register `source`'s version here, unchanged, and make it this registry's champion.
+
+        A backtest starts from the version that served then. The copy keeps the detector, contract and
+        input example, and is tagged ``adopted_from``. Returns its version number here.
+
+        Raises:
+            RegistryError: `source` has no such version or cannot be read.
+        """
+        mv = source._model_version(version)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = source._download_version(mv, tmp)
+            loaded = _loaded(mv, local)
+            example = mlflow.models.Model.load(str(local)).load_input_example(str(local))
+        origin = f"version {loaded.version} of {source.model_name} at {source.tracking_uri}"
+        record = CandidateRecord(
+            loaded.detector, loaded.contract, Decision(()), {}, {}, {"adopted_from": origin}, example
+        )
+        _, here = self.log_candidate(record, run_name=f"adopted v{loaded.version}")
+        self.promote(here, self.alias_version(CHAMPION))
+        return here
 
     def rollback(self) -> tuple[str, str]:
         """Point ``champion`` back at ``previous`` (and drop ``previous``); returns (from, to) versions.
@@ -366,6 +396,13 @@ class Registry:
             "threshold": metrics.get("candidate_threshold"),
             "fpr_interval_95": None if None in interval else interval,
         }
+
+
+def _loaded(mv: ModelVersion, local: Path) -> LoadedVersion:
+    """The detector and contract of a downloaded version."""
+    detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
+    contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
+    return LoadedVersion(str(mv.version), str(mv.run_id), detector, contract)
 
 
 def _epoch_metrics(history: tuple[EpochStats, ...]) -> list[Metric]:

@@ -64,8 +64,8 @@ def backtest_table(steps: list[ReplayStep]) -> Table:
     return table
 
 
-def backtest_lines(steps: list[ReplayStep], tracking_uri: str) -> list[str]:
-    """How often each verdict came, which gates refused, and where the replay's registry is."""
+def backtest_lines(steps: list[ReplayStep], tracking_uri: str, champion: str | None) -> list[str]:
+    """Where the replay started, how often each verdict came, which gates refused, where its registry is."""
     counts = Counter(step.verdict for step in steps)
     failed = Counter(
         gate.name
@@ -75,7 +75,9 @@ def backtest_lines(steps: list[ReplayStep], tracking_uri: str) -> list[str]:
         if not gate.passed
     )
     refusals = ", ".join(f"{name} {n}" for name, n in failed.most_common()) or "none"
+    start = "a cold start" if champion is None else f"version {champion} of the real registry (v1 here)"
     return [
+        f"started from {start}",
         f"{len(steps)} retrain(s): {counts['promoted']} promoted, {counts['refused']} refused, "
         f"{counts['no candidate']} without a candidate; failed gates: {refusals}",
         f"the replay's runs and versions: mlflow ui --backend-store-uri {tracking_uri}",

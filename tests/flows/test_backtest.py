@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from flows.backtest import replay, replay_days, scratch_settings
-from flows.retrain import registry_of
+from flows.errors import RegistryError
+from flows.retrain import registry_of, retrain
 from vae import InputError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -36,6 +38,26 @@ def test_replay_runs_the_flow_per_day_on_a_scratch_copy(seeded, tmp_path):
     assert [v["promoted"] for v in scratch["versions"]] == [s.verdict == "promoted" for s in steps]
     assert registry_of(settings).status()["versions"] == []  # the real registry was never written
     assert _digest(lake_root) == before  # nor the real lake: quarantined rows went to the scratch copy
+
+
+def test_replay_can_start_from_a_version_of_the_real_registry(seeded, tmp_path):
+    settings, lake, dates = seeded
+    real = registry_of(settings)
+    served = retrain(settings=settings, dataset="mammography", as_of=dates[-5], reason="test")
+    real_versions = real.status()["versions"]
+    steps = replay(settings, "mammography", [dates[-4]], tmp_path / "replay", champion=served.version)
+
+    scratch = registry_of(scratch_settings(settings, tmp_path / "replay"))
+    adopted = scratch.load_version("1")
+    rows = lake.read_window("mammography", dates[-4], 1)[list(adopted.contract.names)]
+    original = real.load_version(served.version).detector
+    assert np.array_equal(adopted.detector.score(rows), original.score(rows))  # the same model, copied
+    assert steps[0].outcome.start == "warm start from v1"  # trained from it
+    loss = next(g for g in steps[0].outcome.decision.gates if g.name == "loss")
+    assert loss.bound is not None  # gated against it
+    assert scratch.status()["versions"][0]["promoted"] and real.status()["versions"] == real_versions
+    with pytest.raises(RegistryError, match="has no version 99"):
+        replay(settings, "mammography", [dates[-4]], tmp_path / "again", champion="99")
 
 
 def test_a_window_without_a_candidate_is_reported_and_the_replay_goes_on(seeded, tmp_path):
