@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -335,6 +336,35 @@ def status(
             console.print(f"{alias}: {alias_line(report[alias])}")
         console.print(monitor_line(report["monitor"]), highlight=False)
         console.print(status_table(report))
+
+    _guard(run)
+
+
+@app.command()
+def history(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list instead of a table."),
+) -> None:
+    """Show every champion move, oldest first: promotions, manual overrides, rollbacks, adoptions.
+
+    Each row has when (UTC), the action, the new champion, the version it replaced, and why (the retrain
+    run whose gates passed, or the override's reason). The registry keeps only where an alias points now;
+    this ledger is what answers "which version served at that time". A move recorded as unconfirmed
+    started but its end was never written (check `sentinel status`); a failed one did not happen.
+    --json prints [{at, action, champion, replaced, note, state}].
+    """
+    settings = Settings()
+    runtime.configure(settings)
+
+    def run() -> None:
+        from flows.retrain import registry_of
+        from flows.views import history_table
+
+        registry = registry_of(settings)
+        entries = registry.promotions()
+        if as_json:
+            print(json.dumps([asdict(e) | {"at": e.at.isoformat()} for e in entries], indent=2))
+            return
+        console.print(history_table(registry.model_name, entries))
 
     _guard(run)
 

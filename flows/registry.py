@@ -4,6 +4,11 @@ Aliases: ``champion`` is what services load (``models:/NAME@champion``); ``previ
 before it, which ``rollback`` restores. Every version carries one tag per gate (``gate.loss`` = pass/fail),
 the whole gate report (``gate_report``, JSON) and ``promoted``.
 
+MLflow keeps only where an alias points now, so every champion move (promotion, manual override,
+rollback, adoption) is also a run in the experiment ``<model>-promotions``: the promotion ledger, read by
+`promotions()`. The run is opened before the alias moves and closed after it, so a move that failed
+half-way shows as such instead of vanishing.
+
 Example:
     >>> registry = Registry("sqlite:///.sentinel/mlflow.db", "vae-sentinel", "retrain", "file:///abs/artifacts")
     >>> champion = registry.champion()          # None before the first promotion
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +71,18 @@ class CandidateRecord:
     texts: dict[str, str] = field(default_factory=dict)  # artifact file name -> content
     figures: dict[str, Figure] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)  # artifact path -> local file
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One champion move: when, what kind, to which version, from which, and why."""
+
+    at: datetime
+    action: str  # promote (gates passed), override (by hand), rollback, adopt (copied from another registry)
+    champion: str
+    replaced: str | None
+    note: str
+    state: str  # done; unconfirmed: the move started and its outcome was never recorded; failed
 
 
 @dataclass(frozen=True)
@@ -281,10 +300,12 @@ class Registry:
         run_id = self.client.get_model_version(self.model_name, version).run_id
         self.client.log_artifact(run_id, str(path), "export")
 
-    def promote(self, version: str, expected_champion: str | None) -> None:
+    def promote(
+        self, version: str, expected_champion: str | None, note: str, action: str = "promote"
+    ) -> None:
         """Make `version` the champion, if the champion is still `expected_champion` (compare-and-set).
 
-        The old champion becomes ``previous``.
+        The old champion becomes ``previous``; the move goes into the ledger with `action` and `note`.
 
         Raises:
             PromotionConflictError: the champion changed since the flow read it; nothing was moved.
@@ -295,10 +316,62 @@ class Registry:
                 f"champion of {self.model_name} changed from {expected_champion} to {current} while this run "
                 f"trained; version {version} was registered but not promoted"
             )
-        if current is not None:
-            self.client.set_registered_model_alias(self.model_name, PREVIOUS, current)
-        self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
-        self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
+        with self._ledger(action, version, current, note):
+            if current is not None:
+                self.client.set_registered_model_alias(self.model_name, PREVIOUS, current)
+            self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
+            self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
+
+    @contextmanager
+    def _ledger(self, action: str, champion: str, replaced: str | None, note: str) -> Iterator[None]:
+        """Record a champion move around the block that makes it: open before, closed after (or failed)."""
+        tags = {"action": action, "champion": champion, "replaced": replaced or "", "note": note[:5000]}
+        run = self.client.create_run(
+            self._experiment_id(self.ledger_experiment),
+            run_name=f"{action} v{champion}",
+            tags={f"ledger.{k}": v for k, v in tags.items()},
+        )
+        try:
+            yield
+        except BaseException:
+            self.client.set_terminated(run.info.run_id, "FAILED")
+            raise
+        self.client.set_terminated(run.info.run_id)
+
+    @property
+    def ledger_experiment(self) -> str:
+        """The experiment holding this model's promotion ledger."""
+        return f"{self.model_name}-promotions"
+
+    def promotions(self) -> list[LedgerEntry]:
+        """Every champion move of this model, oldest first (empty before the first one).
+
+        Raises:
+            RegistryError: the tracking server cannot be read.
+        """
+        try:
+            experiment = self.client.get_experiment_by_name(self.ledger_experiment)
+            if experiment is None:
+                return []
+            runs = self.client.search_runs(
+                [experiment.experiment_id], order_by=["attributes.start_time ASC"], max_results=50_000
+            )
+        except MlflowException as exc:
+            raise RegistryError(
+                f"cannot read the promotion ledger of {self.model_name}: {exc.message}"
+            ) from None
+        states = {"FINISHED": "done", "RUNNING": "unconfirmed"}
+        return [
+            LedgerEntry(
+                at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+                action=run.data.tags["ledger.action"],
+                champion=run.data.tags["ledger.champion"],
+                replaced=run.data.tags["ledger.replaced"] or None,
+                note=run.data.tags["ledger.note"],
+                state=states.get(run.info.status, "failed"),
+            )
+            for run in runs
+        ]
 
     def override(self, version: str, reason: str) -> str | None:
         """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
@@ -320,7 +393,7 @@ class Registry:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         self.client.set_model_version_tag(self.model_name, version, "override_reason", reason.strip())
         self.client.set_model_version_tag(self.model_name, version, "override_at", now)
-        self.promote(version, current)
+        self.promote(version, current, reason.strip(), action="override")
         return current
 
     def adopt(self, source: Registry, version: str) -> str:
@@ -342,7 +415,7 @@ class Registry:
             loaded.detector, loaded.contract, Decision(()), {}, {}, {"adopted_from": origin}, example
         )
         _, here = self.log_candidate(record, run_name=f"adopted v{loaded.version}")
-        self.promote(here, self.alias_version(CHAMPION))
+        self.promote(here, self.alias_version(CHAMPION), f"copy of {origin}", action="adopt")
         return here
 
     def rollback(self) -> tuple[str, str]:
@@ -354,9 +427,10 @@ class Registry:
         current, previous = self.alias_version(CHAMPION), self.alias_version(PREVIOUS)
         if current is None or previous is None:
             raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
-        self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
-        self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
-        self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
+        with self._ledger("rollback", previous, current, f"version {current} rolled back"):
+            self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+            self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
+            self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
         return current, previous
 
     def status(self) -> dict[str, Any]:

@@ -161,9 +161,9 @@ def register(registry: Registry, record: CandidateRecord, run_name: str) -> tupl
 
 
 @task(**IO)
-def promote(registry: Registry, version: str, expected_champion: str | None) -> None:
+def promote(registry: Registry, version: str, expected_champion: str | None, note: str) -> None:
     """Move the champion alias to `version` if the champion is still the one this run started from."""
-    registry.promote(version, expected_champion)
+    registry.promote(version, expected_champion, note)
 
 
 # ------------------------------------------------------------------------------------------ flow
@@ -257,7 +257,9 @@ def retrain(
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")
         if decision.promote:
-            promote(registry, version, expected)
+            promote(
+                registry, version, expected, f"every gate passed: retrain as of {as_of} ({reason}), run {run}"
+            )
     return RetrainOutcome(
         dataset, as_of, version, run, decision.promote, decision, start, expected, rows, reason, clock.seconds
     )

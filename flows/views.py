@@ -1,4 +1,4 @@
-"""Terminal views of flow results: gate tables, registry status."""
+"""Terminal views of flow results: gate tables, registry status, promotion history."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from rich.table import Table
 
 from flows.backtest import ReplayStep
 from flows.monitor import MonitorOutcome
+from flows.registry import LedgerEntry
 from flows.retrain import RetrainOutcome
 from validation.gates import GateResult
 
@@ -82,6 +83,19 @@ def backtest_lines(steps: list[ReplayStep], tracking_uri: str, champion: str | N
         f"{counts['no candidate']} without a candidate; failed gates: {refusals}",
         f"the replay's runs and versions: mlflow ui --backend-store-uri {tracking_uri}",
     ]
+
+
+def history_table(model: str, entries: list[LedgerEntry]) -> Table:
+    """The promotion ledger: one row per champion move, oldest first."""
+    table = Table(title=f"champion moves of {model}")
+    for col in ("at (UTC)", "action", "champion", "replaced", "state", "note"):
+        table.add_column(col, no_wrap=col != "note")
+    colour = {"done": "green", "unconfirmed": "yellow", "failed": "red"}
+    for e in entries:
+        state = f"[{colour[e.state]}]{e.state}[/]"
+        at = e.at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(at, e.action, e.champion, e.replaced or "-", state, escape(e.note))
+    return table
 
 
 def alias_line(entry: dict[str, Any] | None) -> str:

@@ -35,6 +35,7 @@ def test_help_explains_each_command(tmp_path):
         "monitor",
         "deploy",
         "rollback",
+        "history",
         "promote",
         "backtest",
         "status",
@@ -99,6 +100,15 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     after = json.loads(_sentinel("status", "--json", tmp_path=tmp_path, **home).stdout)
     assert (after["champion"]["version"], after["previous"]["version"]) == ("3", "1")
     assert after["versions"][2]["override"] == reason and after["versions"][1]["override"] is None
+    moves = json.loads(_sentinel("history", "--json", tmp_path=tmp_path, **home).stdout)
+    assert [(m["action"], m["champion"], m["replaced"]) for m in moves] == [
+        ("promote", "1", None),
+        ("promote", "2", "1"),
+        ("rollback", "1", "2"),
+        ("override", "3", "1"),
+    ]
+    assert moves[-1]["note"] == reason and {m["state"] for m in moves} == {"done"}
+    assert "champion moves of vae-sentinel" in _sentinel("history", tmp_path=tmp_path, **home).stdout
 
 
 def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):

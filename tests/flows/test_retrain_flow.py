@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 import flows.retrain
 from flows.demo import demo_data, seed_lake
@@ -144,7 +145,7 @@ def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
     assert list((settings.home / "reports" / "mammography").glob("*/validation.json"))
 
 
-def test_status_rollback_and_compare_and_set(seeded):
+def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
     settings, _, dates = seeded
     retrain(settings=settings, as_of=dates[-4])
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
@@ -159,13 +160,30 @@ def test_status_rollback_and_compare_and_set(seeded):
     assert set(gates["loss"]) >= {"value", "bound", "passed"} and gates["loss"]["passed"] is True
 
     with pytest.raises(PromotionConflictError, match="changed from 1 to 2"):
-        registry.promote("1", expected_champion="1")
+        registry.promote("1", expected_champion="1", note="test")
     assert registry.alias_version("champion") == "2"
 
     assert registry.rollback() == ("2", "1")
     assert registry.alias_version("champion") == "1" and registry.alias_version("previous") is None
     with pytest.raises(RegistryError, match="nothing to roll back"):
         registry.rollback()
+
+    moves = registry.promotions()  # the refused compare-and-set and the failed rollback moved nothing
+    assert [(m.action, m.champion, m.replaced, m.state) for m in moves] == [
+        ("promote", "1", None, "done"),
+        ("promote", "2", "1", "done"),
+        ("rollback", "1", "2", "done"),
+    ]
+    assert f"run {second.run_id}" in moves[1].note and moves[0].at <= moves[1].at <= moves[2].at
+
+    def server_error(*args: object) -> None:
+        raise MlflowException("503 from the tracking server")
+
+    monkeypatch.setattr(registry.client, "set_registered_model_alias", server_error)
+    with pytest.raises(MlflowException, match="503"):
+        registry.promote("2", expected_champion="1", note="test")
+    monkeypatch.undo()
+    assert registry.promotions()[-1].state == "failed" and registry.alias_version("champion") == "1"
 
 
 def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch):

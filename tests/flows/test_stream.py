@@ -177,7 +177,7 @@ def test_a_stream_follows_the_champion_and_keeps_its_buffer(service):
     before = client.post("/stream/pump-f", json={"columns": rows.iloc[:20].to_dict(orient="list")}).json()
     registry = registry_of(settings)
     outcome = retrain(settings=with_gates(settings, alert_rate_upper=1e-9), as_of=TODAY)  # refused
-    registry.promote(outcome.version, before["version"])
+    registry.promote(outcome.version, before["version"], note="test: a promotion the stream must follow")
     for _ in range(100):
         if client.get("/ready").json()["version"] == outcome.version:
             break
