@@ -88,8 +88,9 @@ def backtest_lines(steps: list[ReplayStep], tracking_uri: str, champion: str | N
 def history_table(model: str, entries: list[LedgerEntry]) -> Table:
     """The promotion ledger: one row per champion move, oldest first."""
     table = Table(title=f"champion moves of {model}")
-    for col in ("at (UTC)", "action", "champion", "replaced", "state", "note"):
-        table.add_column(col, no_wrap=col != "note")
+    for col in ("at (UTC)", "action", "champion", "replaced", "state"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("note", overflow="fold")  # run ids stay whole
     colour = {"done": "green", "unconfirmed": "yellow", "failed": "red"}
     for e in entries:
         state = f"[{colour[e.state]}]{e.state}[/]"
