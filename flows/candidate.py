@@ -2,7 +2,7 @@
 
 Example:
     >>> data = TrainingData(holdout_split(clean_rows, holdout_days=1, seed=0), shadow=None, names=cols)
-    >>> record = candidate_record(detector, data, scores, comparison, report, summary, settings, files)
+    >>> record = candidate_record(detector, data, scores, comparison, report, summary, settings, files, None)
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from flows.manifest import run_manifest
-from flows.plots import score_distribution
-from flows.registry import CandidateRecord
+from flows.plots import ScorePanel, score_distribution
+from flows.registry import CandidateRecord, LoadedVersion
 from flows.settings import Settings
 from vae import InputError, Segments, VAEDetector
 from validation.checks import ValidationReport
@@ -129,10 +129,12 @@ def candidate_record(
     window: WindowSummary,
     settings: Settings,
     files: dict[str, Path],
+    champion: tuple[LoadedVersion, dict[str, np.ndarray]] | None,
 ) -> CandidateRecord:
     """Everything the registry logs about a candidate, including the contract derived from its rows.
 
-    `scores` are the candidate's scores by pool (HOLDOUT, and SHADOW when there is a shadow set).
+    `scores` are the candidate's scores by pool (HOLDOUT, and SHADOW when there is a shadow set);
+    `champion` is the champion with its scores on the same rows, plotted beside the candidate's.
     """
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
     fpr_low, fpr_high = candidate.fpr_interval()
@@ -147,7 +149,12 @@ def candidate_record(
     params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
-    figure = score_distribution(scores, candidate.threshold_)
+    panels = [ScorePanel("candidate", scores, candidate.threshold_)]
+    if champion is not None:
+        loaded, champion_scores = champion
+        title = f"champion v{loaded.version}, same rows"
+        panels.append(ScorePanel(title, champion_scores, loaded.detector.threshold_))
+    figure = score_distribution(*panels)
     gates = [asdict(g) for g in comparison.decision.gates]
     manifest = run_manifest(candidate, summary, gates, settings.detector.seed, settings.detector.device)
     return CandidateRecord(

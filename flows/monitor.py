@@ -28,7 +28,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
 from flows.lake import Lake
-from flows.plots import score_distribution
+from flows.plots import ScorePanel, score_distribution
 from flows.registry import LoadedVersion, MonitorRecord, Registry
 from flows.retrain import IO, PURE, lake_of, registry_of, require_champion, retrain
 from flows.settings import Settings
@@ -116,9 +116,11 @@ def write_report(
     verdict.features.snapshot.save_html(str(files["report/features.html"]))
     files["report/summary.json"].write_text(json.dumps(verdict.summary(), indent=2))
     figure = score_distribution(
-        {"calibration (reference)": scores[0], "window (sample)": scores[1]},
-        champion.detector.threshold_,
-        f"Scores of version {champion.version}: reference vs window",
+        ScorePanel(
+            f"Scores of version {champion.version}: reference vs window",
+            {"calibration (reference)": scores[0], "window (sample)": scores[1]},
+            champion.detector.threshold_,
+        )
     )
     files["report/scores.png"] = folder / "scores.png"
     figure.savefig(files["report/scores.png"])

@@ -237,7 +237,7 @@ def retrain(
     with clock("evaluation"):
         cand_metrics, cand_scores = measure(candidate, data)
         cand_metrics = replace(cand_metrics, export_parity=parity)
-        champ_metrics = None if champion is None else measure(champion.detector, data)[0]
+        champ_metrics, champ_scores = (None, {}) if champion is None else measure(champion.detector, data)
         decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
         split = data.split
         rows = {
@@ -252,7 +252,10 @@ def retrain(
         }
         summary = WindowSummary(dataset, as_of, window_days, start, rows, reason)
         comparison = Comparison(cand_metrics, champ_metrics, decision)
-        record = candidate_record(candidate, data, cand_scores, comparison, report, summary, settings, files)
+        beside = None if champion is None else (champion, champ_scores)
+        record = candidate_record(
+            candidate, data, cand_scores, comparison, report, summary, settings, files, beside
+        )
     expected = None if champion is None else champion.version
     with clock("registry"):
         run, version = register(registry, record, f"{dataset}-{as_of.isoformat()}")

@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,11 +148,16 @@ def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
 
 def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
     settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+    first = retrain(settings=settings, as_of=dates[-4])
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
     second = retrain(settings=lenient, as_of=dates[-3])
     assert second.promoted
     registry = registry_of(settings)
+    plots = [registry.client.download_artifacts(o.run_id, "score_distribution.png") for o in (first, second)]
+    widths = [plt.imread(path).shape[1] for path in plots]
+    assert (
+        widths[1] == 2 * widths[0]
+    )  # the second candidate is plotted beside the champion it was gated against
     status = registry.status()
     assert set(status) == {"model", "champion", "previous", "versions"}
     assert status["champion"]["version"] == "2" and status["previous"]["version"] == "1"
