@@ -81,6 +81,7 @@ def _run_demo(settings: Settings) -> None:
         "\nwhere to look:\n"
         f"  mlflow ui --backend-store-uri {uri}        # runs, metrics, score plots, registered versions\n"
         f"  SENTINEL_HOME={settings.home} sentinel status   # champion, previous, gates, last drift verdict\n"
+        f"  SENTINEL_HOME={settings.home} sentinel history   # every champion move, when and why\n"
         f"  SENTINEL_HOME={settings.home} sentinel backtest --dataset {dataset} --from {first_full}"
         "   # replay retrains, e.g. with other gate bounds\n"
         f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons"
@@ -348,8 +349,9 @@ def history(
 
     Each row has when (UTC), the action, the new champion, the version it replaced, and why (the retrain
     run whose gates passed, or the override's reason). The registry keeps only where an alias points now;
-    this ledger is what answers "which version served at that time". A move recorded as unconfirmed
-    started but its end was never written (check `sentinel status`); a failed one did not happen.
+    this ledger is what answers "which version served at that time". An unconfirmed move is in flight
+    or stopped before its end was written; a failed one raised part-way. For either, `sentinel status`
+    shows where the aliases point now.
     --json prints [{at, action, champion, replaced, note, state}].
     """
     settings = Settings()

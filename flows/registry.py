@@ -82,7 +82,7 @@ class LedgerEntry:
     champion: str
     replaced: str | None
     note: str
-    state: str  # done; unconfirmed: the move started and its outcome was never recorded; failed
+    state: str  # done; unconfirmed: in flight, or stopped before its end was written; failed: raised part-way
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
     assert (
         "mlflow ui --backend-store-uri" in out.stdout
         and "sentinel backtest --dataset mammography" in out.stdout
+        and "sentinel history" in out.stdout
     )
     assert "s01" in out.stdout.split("monitor as of")[-1] and "retrain: version 4 " in out.stdout
     (demo_home,) = (tmp_path / "home" / "demo").iterdir()
