@@ -137,15 +137,18 @@ def candidate_record(
     `champion` is the champion with its scores on the same rows, plotted beside the candidate's.
     """
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
-    fpr_low, fpr_high = candidate.fpr_interval()
+    summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.content_hash()}
+    gates = [asdict(g) for g in comparison.decision.gates]
+    manifest = run_manifest(candidate, summary, gates, settings.detector.seed, settings.detector.device)
+    described = manifest["detector"]  # threshold, alpha and FPR range, computed once for both records
+    fpr_low, fpr_high = described["fpr_interval_95"]
     metrics = comparison.metrics() | {
-        "candidate_threshold": candidate.threshold_,
-        "candidate_alpha": candidate.alpha_,
+        "candidate_threshold": described["threshold"],
+        "candidate_alpha": described["alpha"],
         "candidate_fpr_low95": fpr_low,
         "candidate_fpr_high95": fpr_high,
     }
     metrics |= {f"rows_{k}": float(v) for k, v in window.rows.items()}
-    summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.content_hash()}
     params = {f"detector.{k}": v for k, v in _flatten(settings.detector.model_dump()).items()}
     params |= {"dataset": window.dataset, "as_of": summary["as_of"], "window_days": window.window_days}
     params |= {f"gates.{k}": v for k, v in settings.retrain.gates.model_dump().items()}
@@ -155,8 +158,6 @@ def candidate_record(
         title = f"champion v{loaded.version}, same rows"
         panels.append(ScorePanel(title, champion_scores, loaded.detector.threshold_))
     figure = score_distribution(*panels)
-    gates = [asdict(g) for g in comparison.decision.gates]
-    manifest = run_manifest(candidate, summary, gates, settings.detector.seed, settings.detector.device)
     return CandidateRecord(
         detector=candidate,
         contract=contract,

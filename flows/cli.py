@@ -501,5 +501,5 @@ def _guard(action: Callable[[], object]) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    console.print(f"[red]error:[/] {exc}", highlight=False)
     sys.exit(1)
