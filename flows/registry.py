@@ -306,19 +306,22 @@ class Registry:
         """Make `version` the champion, if the champion is still `expected_champion` (compare-and-set).
 
         The old champion becomes ``previous``; the move goes into the ledger with `action` and `note`.
+        A retry after an attempt that failed part-way (champion already `version`, previous still
+        `expected_champion`) completes that move instead of reporting a conflict.
 
         Raises:
             PromotionConflictError: the champion changed since the flow read it; nothing was moved.
         """
         current = self.alias_version(CHAMPION)
-        if current != expected_champion:
+        resuming = current == version and self.alias_version(PREVIOUS) == expected_champion
+        if current != expected_champion and not resuming:
             raise PromotionConflictError(
                 f"champion of {self.model_name} changed from {expected_champion} to {current} while this run "
                 f"trained; version {version} was registered but not promoted"
             )
-        with self._ledger(action, version, current, note):
-            if current is not None:
-                self.client.set_registered_model_alias(self.model_name, PREVIOUS, current)
+        with self._ledger(action, version, expected_champion, note):
+            if expected_champion is not None:
+                self.client.set_registered_model_alias(self.model_name, PREVIOUS, expected_champion)
             self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
             self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
 

@@ -191,6 +191,18 @@ def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
     monkeypatch.undo()
     assert registry.promotions()[-1].state == "failed" and registry.alias_version("champion") == "1"
 
+    monkeypatch.setattr(registry.client, "set_model_version_tag", server_error)  # fails after both aliases
+    with pytest.raises(MlflowException, match="503"):
+        registry.promote("2", expected_champion="1", note="test")
+    monkeypatch.undo()
+    assert registry.alias_version("champion") == "2"  # moved part-way: the flow's retry must finish it
+    registry.promote("2", expected_champion="1", note="retry")
+    assert (registry.alias_version("champion"), registry.alias_version("previous")) == ("2", "1")
+    assert [(m.champion, m.replaced, m.state) for m in registry.promotions()[-2:]] == [
+        ("2", "1", "failed"),
+        ("2", "1", "done"),
+    ]
+
 
 def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch):
     settings, _, dates = seeded
