@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask
 import pytest
 
 from flows.retrain import registry_of, retrain
@@ -57,5 +58,7 @@ def test_an_unreachable_dask_scheduler_is_a_clear_error(seeded):
     settings, _, dates = seeded
     retrain(settings=settings, as_of=dates[-4])
     nowhere = settings.model_copy(update={"dask_address": "tcp://127.0.0.1:9"})
-    with pytest.raises(SentinelError, match=r"batch scoring on Dask at tcp://127.0.0.1:9 failed"):
+    failed = r"batch scoring on Dask at tcp://127.0.0.1:9 failed"
+    quick = {"distributed.comm.timeouts.connect": "2s"}  # the default 30 s wait says nothing more
+    with dask.config.set(quick), pytest.raises(SentinelError, match=failed):
         score_day(nowhere, "mammography", dates[-3])
