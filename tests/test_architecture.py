@@ -1,6 +1,8 @@
 """The core stays pure: vae/ and validation/ import no orchestration, tracking, cloud or environment."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,14 @@ def test_core_module_is_pure(path):
             continue
         bad = [n for n in names if n.split(".")[0] in FORBIDDEN]
         assert not bad, f"{path.name}:{node.lineno} imports {bad}"
+
+
+def test_the_command_line_starts_without_loading_the_heavy_libraries():
+    """`sentinel --help` and the settings must not pay for torch, Evidently, MLflow or Prefect imports."""
+    probe = "import sys, flows.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "'typer'" in loaded  # the probe saw the command line's own imports
+    for heavy in ("torch", "evidently", "mlflow", "prefect", "great_expectations"):
+        assert f"'{heavy}'" not in loaded, f"importing flows.cli loads {heavy}"

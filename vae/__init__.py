@@ -8,8 +8,10 @@ Example:
     >>> det.predict(X_new).is_anomaly
 """
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from vae.config import DetectorConfig, ModelConfig, ScoreConfig, TrainConfig
-from vae.detector import Prediction, VAEDetector
 from vae.errors import (
     CalibrationError,
     ExportError,
@@ -19,9 +21,27 @@ from vae.errors import (
     SentinelError,
     TrainingDivergedError,
 )
-from vae.streaming import StreamScores, StreamState, advance
-from vae.timeseries import ema, to_time_steps, windows
-from vae.windowing import Segments
+
+if TYPE_CHECKING:
+    from vae.detector import Prediction, VAEDetector
+    from vae.streaming import StreamScores, StreamState, advance
+    from vae.timeseries import ema, to_time_steps, windows
+    from vae.windowing import Segments
+
+# Names whose modules import torch load on first use, so that reading the config or the errors (the
+# command line's settings and --help) stays fast.
+_LAZY = {
+    "Prediction": "vae.detector",
+    "VAEDetector": "vae.detector",
+    "StreamScores": "vae.streaming",
+    "StreamState": "vae.streaming",
+    "advance": "vae.streaming",
+    "ema": "vae.timeseries",
+    "to_time_steps": "vae.timeseries",
+    "windows": "vae.timeseries",
+    "Segments": "vae.windowing",
+}
+
 
 __all__ = [
     "CalibrationError",
@@ -45,3 +65,13 @@ __all__ = [
     "to_time_steps",
     "windows",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

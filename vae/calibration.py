@@ -15,7 +15,8 @@ import numpy as np
 from scipy import stats
 
 from vae.errors import CalibrationError
-from vae.scoring import IQR_TO_STD
+
+IQR_TO_STD = 1.3489795  # IQR of a standard normal: robust spreads are on the std scale
 
 
 def _checked(scores: np.ndarray, fpr: float) -> np.ndarray:

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae.calibration import IQR_TO_STD
 from vae.config import ScoreConfig
 from vae.losses import gaussian_kl
 from vae.model import VAE
 from vae.preprocessing import Preprocessor
 
-IQR_TO_STD = 1.3489795  # IQR of a standard normal: robust spreads are on the std scale
 _TINY = 1e-12
 
 

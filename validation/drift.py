@@ -25,8 +25,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from evidently import DataDefinition, Dataset, Report
-from evidently.metrics import ValueDrift
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats
 
@@ -157,6 +155,9 @@ def feature_drift(
     missing = [c for c in reference.columns if c not in current.columns]
     if reference.empty or current.empty or missing:
         raise ValueError(f"feature drift needs rows on both sides and every column; missing {missing}")
+    from evidently import DataDefinition, Dataset, Report  # here: importing it takes seconds
+    from evidently.metrics import ValueDrift
+
     columns = [str(c) for c in reference.columns]
     ref, cur = sample_rows(reference, policy, seed), sample_rows(current[columns], policy, seed)
     definition = DataDefinition(numerical_columns=columns)
