@@ -344,8 +344,8 @@ def measure_batch_flow(demo_home: Path, threads: int | None) -> dict[str, Any]:
         del os.environ[key]  # the embedded default, as the demo used
     settings = Settings(home=demo_home)
     runtime.configure(settings)
+    from flows.adapters import registry_of
     from flows.lake import Lake, open_store
-    from flows.retrain import registry_of
     from flows.score import score
 
     lake = Lake(open_store(settings.lake_root()))

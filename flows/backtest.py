@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from flows.adapters import lake_of, registry_of
 from flows.errors import StoreError
 from flows.lake import Lake
-from flows.retrain import RetrainOutcome, lake_of, registry_of, retrain
+from flows.retrain import RetrainOutcome, retrain
 from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae import InputError, SentinelError
 

@@ -53,8 +53,8 @@ def demo() -> None:
 
 
 def _run_demo(settings: Settings) -> None:
+    from flows.adapters import lake_of
     from flows.demo import SHADOW_KEY, demo_data, demo_steps, seed_lake
-    from flows.retrain import lake_of
 
     runtime.configure(settings)
     dataset = settings.demo.dataset
@@ -158,8 +158,8 @@ def backtest(
 def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
+    from flows.adapters import lake_of
     from flows.backtest import replay, replay_days, scratch_settings
-    from flows.retrain import lake_of
     from flows.views import backtest_lines, backtest_table
 
     dataset = dataset or settings.retrain.dataset
@@ -275,7 +275,7 @@ def rollback() -> None:
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.retrain import registry_of
+        from flows.adapters import registry_of
 
         registry = registry_of(settings)
         demoted, restored = registry.rollback()
@@ -302,7 +302,7 @@ def promote(
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.retrain import registry_of
+        from flows.adapters import registry_of
 
         registry = registry_of(settings)
         replaced = registry.override(version, reason)
@@ -325,7 +325,7 @@ def status(
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.retrain import registry_of
+        from flows.adapters import registry_of
         from flows.views import alias_line, monitor_line, status_table
 
         registry = registry_of(settings)
@@ -358,7 +358,7 @@ def history(
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.retrain import registry_of
+        from flows.adapters import registry_of
         from flows.views import history_table
 
         registry = registry_of(settings)
@@ -448,7 +448,7 @@ def export(
     runtime.configure(settings)
 
     def run() -> None:
-        from flows.retrain import lake_of, registry_of
+        from flows.adapters import lake_of, registry_of
 
         registry = registry_of(settings)
         chosen = version or registry.alias_version("champion")

@@ -27,10 +27,11 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
+from flows.adapters import lake_of, registry_of
 from flows.lake import Lake
 from flows.plots import ScorePanel, score_distribution
 from flows.registry import LoadedVersion, MonitorRecord, Registry
-from flows.retrain import IO, PURE, lake_of, registry_of, require_champion, retrain
+from flows.retrain import IO, PURE, require_champion, retrain
 from flows.settings import Settings
 from flows.trigger import TriggerDecision, trigger_decision
 from vae import Prediction

@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.adapters import lake_of, registry_of
 from flows.candidate import (
     HOLDOUT,
     SHADOW,
@@ -39,7 +40,7 @@ from flows.candidate import (
     save_reference,
 )
 from flows.errors import NoChampionError, StoreUnavailableError, ValidationFailedError
-from flows.lake import META_COLUMNS, Lake, open_store
+from flows.lake import META_COLUMNS, Lake
 from flows.registry import CandidateRecord, LoadedVersion, Registry
 from flows.settings import Settings
 from vae import DetectorConfig, ExportError, VAEDetector
@@ -285,23 +286,12 @@ class Stopwatch:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def lake_of(settings: Settings) -> Lake:
-    """The lake adapter the settings point at."""
-    return Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
-
-
 def require_champion(registry: Registry) -> LoadedVersion:
     """The champion, loaded through the retried task; NoChampionError when there is none yet."""
     champion = load_champion(registry)
     if champion is None:
         raise NoChampionError(registry.model_name)
     return champion
-
-
-def registry_of(settings: Settings) -> Registry:
-    """The registry adapter the settings point at."""
-    r = settings.registry
-    return Registry(settings.tracking_uri(), r.model_name, r.experiment, settings.artifact_location())
 
 
 def contract_for(window: pd.DataFrame, champion: LoadedVersion | None, settings: Settings) -> DataContract:

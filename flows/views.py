@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from flows.backtest import ReplayStep
-from flows.monitor import MonitorOutcome
-from flows.registry import LedgerEntry
-from flows.retrain import RetrainOutcome
-from validation.gates import GateResult
+if TYPE_CHECKING:  # the flows import Prefect: views that only read their results need not
+    from flows.backtest import ReplayStep
+    from flows.monitor import MonitorOutcome
+    from flows.registry import LedgerEntry
+    from flows.retrain import RetrainOutcome
+    from validation.gates import GateResult
 
 
 def _bound(bound: float | tuple[float, float] | list[float] | None) -> str:

@@ -19,11 +19,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import flows.retrain
+from flows.adapters import registry_of
 from flows.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
 from flows.lake import Lake, open_store
 from flows.manifest import code_hash, device_name
-from flows.retrain import registry_of, retrain
+from flows.retrain import retrain
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

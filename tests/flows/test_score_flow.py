@@ -5,7 +5,8 @@ from __future__ import annotations
 import dask
 import pytest
 
-from flows.retrain import registry_of, retrain
+from flows.adapters import registry_of
+from flows.retrain import retrain
 from flows.score import score, score_day
 from vae import SentinelError
 

@@ -11,9 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
+from flows.adapters import registry_of
 from flows.demo import demo_data, seed_lake
 from flows.lake import Lake, open_store
-from flows.retrain import registry_of, retrain
+from flows.retrain import retrain
 from flows.serve import ARROW, arrow_body, create_app
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 

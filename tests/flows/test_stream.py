@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
+from flows.adapters import registry_of
 from flows.candidate import HoldoutSplit, TrainingData
 from flows.lake import Lake, open_store
 from flows.monitor import monitor
 from flows.registry import LoadedVersion
-from flows.retrain import registry_of, retrain
+from flows.retrain import retrain
 from flows.score import score_day
 from flows.serve import ARROW, arrow_body, create_app
 from flows.streams import StreamBook
