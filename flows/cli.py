@@ -109,9 +109,22 @@ def retrain(
     _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
 
 
+def _dataset(settings: Settings, dataset: str | None) -> str:
+    """The dataset a command works on (default: settings.retrain.dataset).
+
+    Refused before any flow starts (and its Prefect server with it) when the lake has no partition of it.
+    """
+    from flows.adapters import lake_of
+
+    name = dataset or settings.retrain.dataset
+    lake_of(settings).require_days(name)
+    return name
+
+
 def _run_retrain(
     settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
 ) -> None:
+    dataset = _dataset(settings, dataset)
     from flows.retrain import retrain as retrain_flow
     from flows.views import outcome_lines, outcome_table
 
@@ -158,11 +171,11 @@ def backtest(
 def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
+    dataset = _dataset(settings, dataset)
     from flows.adapters import lake_of
     from flows.backtest import replay, replay_days, scratch_settings
     from flows.views import backtest_lines, backtest_table
 
-    dataset = dataset or settings.retrain.dataset
     days = replay_days(start, end or lake_of(settings).newest_day(dataset), every)
     folder = settings.home / "backtest" / datetime.now().strftime("%Y%m%d-%H%M%S")
     with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
@@ -200,6 +213,7 @@ def monitor(
 
 
 def _run_monitor(settings: Settings, dataset: str | None, as_of: date | None) -> None:
+    dataset = _dataset(settings, dataset)
     from flows.monitor import monitor as monitor_flow
     from flows.views import monitor_table
 
@@ -392,10 +406,11 @@ def score(
     runtime.configure(settings)
 
     def run() -> None:
+        name = _dataset(settings, dataset)
         from flows.score import score_day
 
         with console.status("scoring..."):
-            outcome = score_day(settings, dataset, day.date() if day else None)
+            outcome = score_day(settings, name, day.date() if day else None)
         console.print(
             f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
             f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",

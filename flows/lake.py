@@ -101,7 +101,8 @@ class S3Store:
 
     def keys(self, prefix: str) -> list[str]:
         """Every object under `prefix`, as keys relative to the store's prefix."""
-        full = self._key(prefix).rstrip("/") + "/"
+        base = self._key(prefix).rstrip("/")
+        full = f"{base}/" if base else ""  # the store's root: every object
         out = []
         with self._errors(f"list {self.uri}/{prefix}"):
             for page in self.client.get_paginator("list_objects_v2").paginate(
@@ -160,16 +161,30 @@ class Lake:
         found = {m.group(1) for key in self.store.keys(dataset) if (m := _DAY.match(key.split("/")[1]))}
         return sorted(date.fromisoformat(d) for d in found)
 
+    def datasets(self) -> list[str]:
+        """Names of the datasets that hold at least one day partition."""
+        parts = (key.split("/") for key in self.store.keys(""))
+        return sorted({p[0] for p in parts if len(p) > 2 and _DAY.match(p[1])})
+
+    def require_days(self, dataset: str) -> list[date]:
+        """`days(dataset)`, which must not be empty.
+
+        Raises:
+            StoreError: the dataset has no partition; the message names the datasets the lake holds.
+        """
+        days = self.days(dataset)
+        if not days:
+            held = ", ".join(self.datasets()) or "none"
+            raise StoreError(f"no partitions of {dataset!r} in {self.store.uri} (datasets there: {held})")
+        return days
+
     def newest_day(self, dataset: str) -> date:
         """The date of the dataset's newest partition.
 
         Raises:
             StoreError: the dataset has no partition.
         """
-        days = self.days(dataset)
-        if not days:
-            raise StoreError(f"no partitions of {dataset!r} in {self.store.uri}")
-        return days[-1]
+        return self.require_days(dataset)[-1]
 
     def read_window(self, dataset: str, as_of: date, days: int) -> pd.DataFrame:
         """Every row of the partitions dated (as_of - days, as_of], with `META_COLUMNS` added.
@@ -180,7 +195,7 @@ class Lake:
         start = as_of - timedelta(days=days - 1)
         frames = [
             self._read_file(dataset, key, day)
-            for day in self.days(dataset)
+            for day in self.require_days(dataset)
             if start <= day <= as_of
             for key in self.store.keys(f"{dataset}/date={day.isoformat()}")
             if PurePosixPath(key).suffix in _READERS

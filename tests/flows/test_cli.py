@@ -115,7 +115,8 @@ def test_demo_shows_a_first_champion_a_promotion_and_a_refusal(tmp_path):
 def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
     out = _sentinel("retrain", "--dataset", "nope", "--as-of", "2026-11-30", tmp_path=tmp_path)
     assert out.returncode == 1
-    assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' between 2026-11-24")
+    assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' in ")
+    assert out.stdout.strip().endswith("(datasets there: none)")
     assert "Traceback" not in out.stdout + out.stderr
 
 

@@ -13,13 +13,14 @@ from flows.lake import Lake, open_store
 DAY = date(2026, 11, 30)
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "s3-bucket-root"])
 def lake(request, tmp_path) -> Lake:
     if request.param == "local":
         return Lake(open_store(str(tmp_path / "lake")))
     endpoint = request.getfixturevalue("s3_endpoint")
     bucket = request.getfixturevalue("s3_bucket")
-    return Lake(open_store(f"s3://{bucket}/prefix/lake", endpoint_url=endpoint))
+    prefix = "/prefix/lake" if request.param == "s3" else ""
+    return Lake(open_store(f"s3://{bucket}{prefix}", endpoint_url=endpoint))
 
 
 def _rows(n: int, offset: float = 0.0) -> pd.DataFrame:
@@ -70,6 +71,17 @@ def test_an_empty_window_says_so(lake):
     lake.write_day("ds", date(2026, 11, 1), _rows(2))
     with pytest.raises(StoreError, match="no partitions of 'ds' between 2026-11-29 and 2026-11-30"):
         lake.read_window("ds", as_of=DAY, days=2)
+
+
+def test_a_missing_dataset_names_the_datasets_the_lake_holds(lake):
+    with pytest.raises(StoreError, match=r"no partitions of 'ds' in .* \(datasets there: none\)"):
+        lake.newest_day("ds")
+    lake.write_day("ds", DAY, _rows(2))
+    lake.write_day("other", DAY, _rows(2))
+    lake.write_table("ds/_scores/date=2026-11-30/scores-v1.parquet", _rows(2))  # not a dataset of its own
+    assert lake.datasets() == ["ds", "other"]
+    with pytest.raises(StoreError, match=r"no partitions of 'dss' in .* \(datasets there: ds, other\)"):
+        lake.read_window("dss", as_of=DAY, days=2)
 
 
 def test_an_unreachable_store_is_one_clear_error(monkeypatch):
