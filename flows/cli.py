@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from flows import runtime
-from flows.errors import NoChampionError, ValidationFailedError
-from flows.settings import LakeSettings, RegistrySettings, Settings
+from flows.errors import NoChampionError, SettingsError, ValidationFailedError
+from flows.settings import LakeSettings, RegistrySettings, Settings, described, load_settings
 from vae.errors import SentinelError
 
 app = typer.Typer(
@@ -45,7 +45,7 @@ def demo() -> None:
     uses the embedded default in a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite,
     reports), whatever the stack settings say; nothing earlier is touched.
     """
-    settings = Settings()
+    settings = _settings(configure=False)  # configured below, for the demo's own folder
     home = settings.home / "demo" / datetime.now().strftime("%Y%m%d-%H%M%S")
     # The demo always runs on the embedded default, inside its own folder, whatever the stack settings say.
     embedded = {"home": home, "lake": LakeSettings(), "registry": RegistrySettings(), "prefect_api_url": None}
@@ -104,8 +104,7 @@ def retrain(
     champion, calibrates on the newest day, compares candidate and champion on the same holdout, and
     registers the candidate. A refused candidate is a normal outcome: exit 0, reasons printed.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
     _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
 
 
@@ -161,8 +160,7 @@ def backtest(
     gated against it; each later one warm-starts from the replay's champion. A window that fails
     validation is shown and the replay goes on.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
     _guard(
         lambda: _run_backtest(settings, dataset, start.date(), end.date() if end else None, every, champion)
     )
@@ -207,8 +205,7 @@ def monitor(
     starts `retrain` unless one ran within monitor.trigger.cooldown_hours or the cap per period is used;
     the retrain's gates still decide what is promoted. Exit 0 whatever the verdict; 1 on bad input.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
     _guard(lambda: _run_monitor(settings, dataset, as_of.date() if as_of else None))
 
 
@@ -257,8 +254,7 @@ def deploy(
     per model runs at a time; monitor/MODEL starts drift-triggered retrains through it. Each run reads its
     settings where it runs, from sentinel.toml and SENTINEL_* variables; on a GPU worker training uses CUDA.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         if not settings.prefect_api_url:
@@ -285,8 +281,7 @@ def deploy(
 @app.command()
 def rollback() -> None:
     """Move the champion alias back to the previous champion."""
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         from flows.adapters import registry_of
@@ -312,8 +307,7 @@ def promote(
     override_at); the replaced champion becomes previous, so `sentinel rollback` undoes it. A running
     `sentinel serve` follows the alias.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         from flows.adapters import registry_of
@@ -335,8 +329,7 @@ def status(
     --json prints {model, champion, previous, versions}; each version has version, promoted, override
     (the reason of a manual promotion, or null) and gates (gate name -> value, bound, passed, reason).
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         from flows.adapters import registry_of
@@ -368,8 +361,7 @@ def history(
     shows where the aliases point now.
     --json prints [{at, action, champion, replaced, note, state}].
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         from flows.adapters import registry_of
@@ -383,6 +375,34 @@ def history(
         console.print(history_table(registry.model_name, entries))
 
     _guard(run)
+
+
+@app.command()
+def config(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Show every setting in effect and where it came from: the environment, sentinel.toml or the default.
+
+    Secrets are masked. The last rows show what the settings resolve to on this machine: the lake root,
+    the MLflow tracking URI, the artifact location and the Prefect API. An invalid setting is named in
+    one line (exit 1), as in every other command.
+    --json prints {settings: {NAME: {value, from}}, resolved: {NAME: VALUE}}.
+    """
+    settings = _settings(configure=False)
+    resolved = {
+        "lake root": settings.lake_root(),
+        "tracking URI": settings.tracking_uri(),
+        "artifact location": settings.artifact_location() or "the tracking server's",
+        "Prefect API": settings.prefect_api_url or f"a temporary local server ({settings.home}/prefect)",
+    }
+    rows = described(settings)
+    if as_json:
+        named = {name: {"value": value, "from": origin} for name, value, origin in rows}
+        print(json.dumps({"settings": named, "resolved": resolved}, indent=2))
+        return
+    from flows.views import settings_table
+
+    console.print(settings_table(rows, resolved))
 
 
 @app.command()
@@ -402,8 +422,7 @@ def score(
     SENTINEL_DASK_ADDRESS (pip install 'vae-sentinel[dask]'). Raw partitions are not modified; a day
     already scored by the same version is refused rather than overwritten.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         name = _dataset(settings, dataset)
@@ -434,8 +453,7 @@ def serve(
     next rows of a series and returns EMA-smoothed scores and flags of each window they complete (state
     kept per stream id; DELETE forgets it). A bearer token is required when SENTINEL_SERVE__TOKEN is set.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
     import torch
     import uvicorn
 
@@ -459,8 +477,7 @@ def export(
     difference relative to the score scale <= retrain.gates.export_parity_tolerance); it is then also
     logged with the version's MLflow run, under export/.
     """
-    settings = Settings()
-    runtime.configure(settings)
+    settings = _settings()
 
     def run() -> None:
         from flows.adapters import lake_of, registry_of
@@ -496,7 +513,7 @@ def evaluate(
     """
     from flows.evaluate import run_evaluation
 
-    settings = Settings()
+    settings = _settings(configure=False)
     if seed is not None:
         settings = settings.model_copy(
             update={"evaluate": settings.evaluate.model_copy(update={"seed": seed})}
@@ -515,6 +532,17 @@ def _guard(action: Callable[[], object]) -> None:
         _fail(exc)
 
 
-def _fail(exc: Exception) -> None:
+def _settings(configure: bool = True) -> Settings:
+    """The settings in effect, exported to Prefect, MLflow and GX when `configure`; invalid ones exit 1."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _fail(exc)
+    if configure:
+        runtime.configure(settings)
+    return settings
+
+
+def _fail(exc: Exception) -> NoReturn:
     console.print(f"[red]error:[/] {exc}", highlight=False)
     sys.exit(1)

@@ -38,3 +38,7 @@ class ValidationFailedError(SentinelError):
 
 class PromotionConflictError(SentinelError):
     """The champion changed while the flow ran (compare-and-set failed); nothing was promoted."""
+
+
+class SettingsError(SentinelError):
+    """sentinel.toml or a SENTINEL_* variable is malformed or holds an invalid value."""

@@ -9,16 +9,21 @@ Example:
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+import pydantic_settings
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from flows.errors import SettingsError
 from vae.config import DetectorConfig
 from validation.contracts import ContractPolicy
 from validation.drift import DriftPolicy
@@ -176,3 +181,54 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Explicit arguments win over the environment, which wins over the TOML file."""
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+
+def load_settings() -> Settings:
+    """`Settings()`, with a one-line `SettingsError` naming the bad option and where it was set.
+
+    Raises:
+        SettingsError: sentinel.toml is not valid TOML, or an option is unknown or has an invalid value.
+    """
+    try:
+        return Settings()
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_FILE} is not valid TOML: {exc}") from None
+    except pydantic_settings.SettingsError as exc:  # e.g. a SENTINEL_* variable with malformed JSON
+        raise SettingsError(f"malformed environment variable: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"])
+        where = origins().get(name, "settings")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        if first["type"] == "extra_forbidden":
+            raise SettingsError(f"unknown setting {name} (from {where}){more}") from None
+        raise SettingsError(f"invalid setting {name} (from {where}): {first['msg']}{more}") from None
+
+
+def origins() -> dict[str, str]:
+    """Where each option set outside the defaults comes from ("environment" or the TOML file), by dotted name.
+
+    Read through the same pydantic-settings sources `Settings` uses, so the answer cannot disagree with it.
+    """
+    from_file = dict.fromkeys(_flat(TomlConfigSettingsSource(Settings)()), CONFIG_FILE)
+    from_env = dict.fromkeys(_flat(EnvSettingsSource(Settings)()), "environment")
+    return from_file | from_env  # the environment wins
+
+
+def described(settings: Settings) -> list[tuple[str, Any, str]]:
+    """Every option as (dotted name, value with secrets masked, where it came from), in declaration order."""
+    where = origins()
+    return [
+        (name, value, where.get(name, "default"))
+        for name, value in _flat(settings.model_dump(mode="json")).items()
+    ]
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

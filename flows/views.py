@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,21 @@ def history_table(model: str, entries: list[LedgerEntry]) -> Table:
         state = f"[{colour[e.state]}]{e.state}[/]"
         at = e.at.strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(at, e.action, e.champion, e.replaced or "-", state, escape(e.note))
+    return table
+
+
+def settings_table(rows: list[tuple[str, Any, str]], resolved: dict[str, str]) -> Table:
+    """Every setting with its value and origin (defaults dimmed), then what the defaults resolve to here."""
+    table = Table(title="settings in effect")
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("from", no_wrap=True)
+    for name, value, origin in rows:
+        style = "dim" if origin == "default" else "bold"
+        table.add_row(name, escape(json.dumps(value)), origin, style=style)
+    table.add_section()
+    for name, value in resolved.items():
+        table.add_row(name, escape(value), "resolved")
     return table
 
 

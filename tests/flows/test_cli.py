@@ -11,11 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _sentinel(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _sentinel(*args: str, tmp_path: Path, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "SENTINEL_HOME": str(tmp_path / "home"), "COLUMNS": "200", **env}
     return subprocess.run(
         [sys.executable, "-m", "flows", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
@@ -40,6 +40,7 @@ def test_help_explains_each_command(tmp_path):
         "backtest",
         "status",
         "evaluate",
+        "config",
     ):
         assert command in out.stdout
     assert "gate" in _sentinel("retrain", "--help", tmp_path=tmp_path).stdout
@@ -118,6 +119,38 @@ def test_retrain_on_a_missing_dataset_fails_in_one_line(tmp_path):
     assert out.stdout.strip().splitlines()[-1].startswith("error: no partitions of 'nope' in ")
     assert out.stdout.strip().endswith("(datasets there: none)")
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_config_shows_each_setting_with_its_origin_and_masks_secrets(tmp_path):
+    (tmp_path / "sentinel.toml").write_text("[detector]\ntarget_fpr = 0.005\n[retrain]\nwindow_days = 9\n")
+    out = _sentinel(
+        "config",
+        "--json",
+        tmp_path=tmp_path,
+        cwd=tmp_path,
+        SENTINEL_RETRAIN__WINDOW_DAYS="5",  # the environment wins over the file
+        SENTINEL_SERVE__TOKEN="secret-xyz",
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert shown["settings"]["detector.target_fpr"] == {"value": 0.005, "from": "sentinel.toml"}
+    assert shown["settings"]["retrain.window_days"] == {"value": 5, "from": "environment"}
+    assert shown["settings"]["retrain.holdout_days"] == {"value": 1, "from": "default"}
+    assert shown["settings"]["serve.token"]["from"] == "environment" and "secret-xyz" not in out.stdout
+    assert shown["resolved"]["tracking URI"] == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+
+
+def test_an_invalid_setting_is_named_in_one_line(tmp_path):
+    out = _sentinel("status", tmp_path=tmp_path, SENTINEL_DETECTOR__TARGET_FPR="one percent")
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    assert out.stdout.strip() == (
+        "error: invalid setting detector.target_fpr (from environment): "
+        "Input should be a valid number, unable to parse string as a number"
+    )
+    (tmp_path / "sentinel.toml").write_text("[detector\n")
+    out = _sentinel("retrain", tmp_path=tmp_path, cwd=tmp_path)
+    assert out.returncode == 1
+    assert out.stdout.strip().startswith("error: sentinel.toml is not valid TOML: Expected ']'")
 
 
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
