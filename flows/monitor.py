@@ -32,7 +32,7 @@ from flows.lake import Lake
 from flows.plots import ScorePanel, score_distribution
 from flows.registry import LoadedVersion, MonitorRecord, Registry
 from flows.retrain import IO, PURE, require_champion, retrain
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from flows.trigger import TriggerDecision, trigger_decision
 from vae import Prediction
 from vae.errors import SentinelError
@@ -160,7 +160,7 @@ def monitor(
     Raises:
         SentinelError: no champion yet, an empty or unreadable window, or rows the champion cannot score.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     cfg = settings.monitor
     dataset = dataset or settings.retrain.dataset
     lake, registry = lake_of(settings), registry_of(settings)

@@ -42,7 +42,7 @@ from flows.candidate import (
 from flows.errors import NoChampionError, StoreUnavailableError, ValidationFailedError
 from flows.lake import META_COLUMNS, Lake
 from flows.registry import CandidateRecord, LoadedVersion, Registry
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
 from validation.checks import ValidationReport, validate_frame
@@ -190,7 +190,7 @@ def retrain(
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
         PromotionConflictError: the champion changed while this run trained.
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     cfg = settings.retrain
     dataset, as_of, window_days = (
         dataset or cfg.dataset,

@@ -26,7 +26,7 @@ from flows.adapters import lake_of, registry_of
 from flows.lake import Lake
 from flows.registry import LoadedVersion
 from flows.retrain import IO, require_champion
-from flows.settings import Settings
+from flows.settings import Settings, load_settings
 from vae.errors import SentinelError
 
 
@@ -97,7 +97,7 @@ def score(
     Raises:
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).
     """
-    settings = settings or Settings()
+    settings = settings or load_settings()
     dataset = dataset or settings.retrain.dataset
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)
