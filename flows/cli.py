@@ -393,7 +393,8 @@ def config(
         "lake root": settings.lake_root(),
         "tracking URI": settings.tracking_uri(),
         "artifact location": settings.artifact_location() or "the tracking server's",
-        "Prefect API": settings.prefect_api_url or f"a temporary local server ({settings.home}/prefect)",
+        "Prefect API": settings.prefect_api_url
+        or f"a temporary local server (PREFECT_HOME {(settings.home / 'prefect').resolve()})",
     }
     rows = described(settings)
     if as_json:
