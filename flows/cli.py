@@ -147,8 +147,9 @@ def backtest(
     dataset: str = typer.Option(None, help="Dataset folder in the lake (default: settings.retrain.dataset)."),
     champion: str = typer.Option(
         None,
-        help="Version of the real registry to start from, e.g. the one serving on --from (default: a cold "
-        "start). It becomes version 1 of the replay's registry.",
+        help="Version of the real registry to start from (default: a cold start), or 'auto': the one that "
+        "served going into --from (made champion, not rolled back, trained on a window ending before "
+        "--from). It becomes version 1 of the replay's registry.",
     ),
 ) -> None:
     """Replay retraining over past days on a scratch copy; show what each run would have decided.
@@ -170,11 +171,15 @@ def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
     dataset = _dataset(settings, dataset)
-    from flows.adapters import lake_of
+    from flows.adapters import lake_of, registry_of
     from flows.backtest import replay, replay_days, scratch_settings
     from flows.views import backtest_lines, backtest_table
 
     days = replay_days(start, end or lake_of(settings).newest_day(dataset), every)
+    if champion == "auto":
+        champion = registry_of(settings).serving_before(days[0], dataset)
+        chosen = f"version {champion}" if champion else "none (no version was trained before it)"
+        console.print(f"serving going into {days[0]}: {chosen}", highlight=False)
     folder = settings.home / "backtest" / datetime.now().strftime("%Y%m%d-%H%M%S")
     with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
         steps = replay(settings, dataset, days, folder, champion)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,27 @@ class Registry:
         """The champion's detector and contract; None before the first promotion."""
         version = self.alias_version(CHAMPION)
         return None if version is None else self.load_version(version)
+
+    def serving_before(self, day: date, dataset: str) -> str | None:
+        """The version that served going into `day`, in data time; None when none had been trained yet.
+
+        Of the versions the ledger shows becoming champion (unless a rollback undid that, and nothing
+        promoted them again), the one trained on `dataset`'s newest window ending before `day`. A backtest
+        from `day` starts from it.
+        """
+        served: set[str] = set()
+        for entry in self.promotions():
+            if entry.state == "done":
+                served.add(entry.champion)
+                if entry.action == "rollback" and entry.replaced is not None:
+                    served.discard(entry.replaced)
+        trained = {}
+        for version in served:
+            params = self.client.get_run(self._model_version(version).run_id).data.params
+            if params.get("dataset") == dataset and "as_of" in params:
+                trained[version] = date.fromisoformat(params["as_of"])
+        before = [(as_of, int(v)) for v, as_of in trained.items() if as_of < day]
+        return str(max(before)[1]) if before else None
 
     def load_version(self, version: str) -> LoadedVersion:
         """Download one registered version and load its detector and contract.

@@ -45,6 +45,9 @@ def test_replay_can_start_from_a_version_of_the_real_registry(seeded, tmp_path):
     settings, lake, dates = seeded
     real = registry_of(settings)
     served = retrain(settings=settings, dataset="mammography", as_of=dates[-5], reason="test")
+    assert served.promoted and real.serving_before(dates[-4], "mammography") == served.version
+    assert real.serving_before(dates[-5], "mammography") is None  # trained on data up to that day
+    assert real.serving_before(dates[-4], "other") is None
     real_versions = real.status()["versions"]
     steps = replay(settings, "mammography", [dates[-4]], tmp_path / "replay", champion=served.version)
 

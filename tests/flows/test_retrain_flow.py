@@ -170,7 +170,9 @@ def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
         registry.promote("1", expected_champion="1", note="test")
     assert registry.alias_version("champion") == "2"
 
+    assert registry.serving_before(dates[-2], "mammography") == "2"
     assert registry.rollback() == ("2", "1")
+    assert registry.serving_before(dates[-2], "mammography") == "1"  # v2 was undone: v1 served instead
     assert registry.alias_version("champion") == "1" and registry.alias_version("previous") is None
     with pytest.raises(RegistryError, match="nothing to roll back"):
         registry.rollback()
@@ -199,6 +201,7 @@ def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
     assert registry.alias_version("champion") == "2"  # moved part-way: the flow's retry must finish it
     registry.promote("2", expected_champion="1", note="retry")
     assert (registry.alias_version("champion"), registry.alias_version("previous")) == ("2", "1")
+    assert registry.serving_before(dates[-2], "mammography") == "2"  # promoted again after its rollback
     assert [(m.champion, m.replaced, m.state) for m in registry.promotions()[-2:]] == [
         ("2", "1", "failed"),
         ("2", "1", "done"),
