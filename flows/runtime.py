@@ -24,6 +24,8 @@ def configure(settings: Settings) -> None:
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_LOGGING_LEVEL": "WARNING",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(settings.registry.http_retries),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
         "GX_ANALYTICS_ENABLED": "false",
     }
     if settings.prefect_api_url:

@@ -67,6 +67,12 @@ class RegistrySettings(BaseModel):
     artifact_location: str | None = Field(None, description="Artifact root of new experiments; default HOME.")
     model_name: str = Field("vae-sentinel", description="Registered model name (models:/NAME@champion).")
     experiment: str = Field("vae-sentinel-retrain", description="MLflow experiment of the retraining runs.")
+    http_retries: int = Field(
+        3,
+        ge=0,
+        description="Retries of one MLflow HTTP request (backoff 1, 2, 4 s...); MLflow's own default of 7 "
+        "keeps a command waiting minutes on an unreachable server. Flows retry failed tasks on top.",
+    )
 
 
 class RetrainSettings(BaseModel):

@@ -153,6 +153,14 @@ def test_an_invalid_setting_is_named_in_one_line(tmp_path):
     assert out.stdout.strip().startswith("error: sentinel.toml is not valid TOML: Expected ']'")
 
 
+def test_an_unreachable_tracking_server_is_one_line(tmp_path):
+    # MLflow's own retry policy (7 retries, backoff factor 2) would keep this waiting for minutes.
+    out = _sentinel("status", tmp_path=tmp_path, SENTINEL_REGISTRY__TRACKING_URI="http://127.0.0.1:9")
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("error: cannot list versions of vae-sentinel: API request to http://127.0.0.1:9/")
+
+
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
     out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["cardio"]')
     assert out.returncode == 0, out.stderr
