@@ -108,13 +108,15 @@ def retrain(
     _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
 
 
-def _dataset(settings: Settings, dataset: str | None) -> str:
-    """The dataset a command works on (default: settings.retrain.dataset).
+def _preflight(settings: Settings, dataset: str | None) -> str:
+    """The dataset a flow command works on (default: settings.retrain.dataset), checked before it starts.
 
-    Refused before any flow starts (and its Prefect server with it) when the lake has no partition of it.
+    Refused at once, before a flow (and a temporary Prefect server) starts, when the configured Prefect
+    API does not answer or the lake has no partition of the dataset.
     """
     from flows.adapters import lake_of
 
+    runtime.check_prefect_api(settings)
     name = dataset or settings.retrain.dataset
     lake_of(settings).require_days(name)
     return name
@@ -123,7 +125,7 @@ def _dataset(settings: Settings, dataset: str | None) -> str:
 def _run_retrain(
     settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
 ) -> None:
-    dataset = _dataset(settings, dataset)
+    dataset = _preflight(settings, dataset)
     from flows.retrain import retrain as retrain_flow
     from flows.views import outcome_lines, outcome_table
 
@@ -170,7 +172,7 @@ def backtest(
 def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
-    dataset = _dataset(settings, dataset)
+    dataset = _preflight(settings, dataset)
     from flows.adapters import lake_of, registry_of
     from flows.backtest import replay, replay_days, scratch_settings
     from flows.views import backtest_lines, backtest_table
@@ -215,7 +217,7 @@ def monitor(
 
 
 def _run_monitor(settings: Settings, dataset: str | None, as_of: date | None) -> None:
-    dataset = _dataset(settings, dataset)
+    dataset = _preflight(settings, dataset)
     from flows.monitor import monitor as monitor_flow
     from flows.views import monitor_table
 
@@ -266,6 +268,7 @@ def deploy(
             raise SentinelError(
                 "scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
             )
+        runtime.check_prefect_api(settings)
         from flows.deployments import Pools, Schedules, deploy_to_pools, to_serve
 
         model, schedules = settings.registry.model_name, Schedules(retrain_cron, monitor_cron)
@@ -431,7 +434,7 @@ def score(
     settings = _settings()
 
     def run() -> None:
-        name = _dataset(settings, dataset)
+        name = _preflight(settings, dataset)
         from flows.score import score_day
 
         with console.status("scoring..."):

@@ -42,3 +42,7 @@ class PromotionConflictError(SentinelError):
 
 class SettingsError(SentinelError):
     """sentinel.toml or a SENTINEL_* variable is malformed or holds an invalid value."""
+
+
+class OrchestratorError(SentinelError):
+    """The configured Prefect API does not answer."""

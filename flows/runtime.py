@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+from flows.errors import OrchestratorError
 from flows.settings import Settings
 
 
@@ -33,3 +34,21 @@ def configure(settings: Settings) -> None:
     os.environ.update(env)
     for noisy in ("mlflow", "alembic", "great_expectations.data_context.types.base", "werkzeug", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def check_prefect_api(settings: Settings) -> None:
+    """Fail at once unless the configured Prefect API answers its health check (after `configure`).
+
+    The temporary local server (no prefect_api_url) needs no check: each flow run starts it.
+
+    Raises:
+        OrchestratorError: the API does not answer.
+    """
+    if not settings.prefect_api_url:
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        error = client.api_healthcheck()
+    if error is not None:
+        raise OrchestratorError(f"the Prefect API at {settings.prefect_api_url} does not answer: {error}")

@@ -161,6 +161,12 @@ def test_an_unreachable_tracking_server_is_one_line(tmp_path):
     assert last.startswith("error: cannot list versions of vae-sentinel: API request to http://127.0.0.1:9/")
 
 
+def test_an_unreachable_prefect_api_is_one_line(tmp_path):
+    out = _sentinel("retrain", tmp_path=tmp_path, SENTINEL_PREFECT_API_URL="http://127.0.0.1:9/api")
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    assert out.stdout.strip().startswith("error: the Prefect API at http://127.0.0.1:9/api does not answer:")
+
+
 def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
     out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["cardio"]')
     assert out.returncode == 0, out.stderr
