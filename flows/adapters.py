@@ -1,4 +1,4 @@
-"""The lake and registry adapters the settings point at: the only places flows reach storage and MLflow.
+"""The lake and registry adapters (flows/lake.py, flows/registry.py) built from the settings.
 
 Example:
     >>> registry_of(Settings()).status()
