@@ -108,8 +108,8 @@ def retrain(
     _guard(lambda: _run_retrain(settings, dataset, as_of.date() if as_of else None, window_days))
 
 
-def _preflight(settings: Settings, dataset: str | None) -> str:
-    """The dataset a flow command works on (default: settings.retrain.dataset), checked before it starts.
+def _preflight(settings: Settings, dataset: str | None) -> tuple[str, list[date]]:
+    """The dataset a flow command works on (default: settings.retrain.dataset) and its partition days.
 
     Refused at once, before a flow (and a temporary Prefect server) starts, when the configured Prefect
     API does not answer or the lake has no partition of the dataset.
@@ -118,14 +118,13 @@ def _preflight(settings: Settings, dataset: str | None) -> str:
 
     runtime.check_prefect_api(settings)
     name = dataset or settings.retrain.dataset
-    lake_of(settings).require_days(name)
-    return name
+    return name, lake_of(settings).require_days(name)
 
 
 def _run_retrain(
     settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
 ) -> None:
-    dataset = _preflight(settings, dataset)
+    dataset, _ = _preflight(settings, dataset)
     from flows.retrain import retrain as retrain_flow
     from flows.views import outcome_lines, outcome_table
 
@@ -172,12 +171,12 @@ def backtest(
 def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
-    dataset = _preflight(settings, dataset)
-    from flows.adapters import lake_of, registry_of
+    dataset, held = _preflight(settings, dataset)
+    from flows.adapters import registry_of
     from flows.backtest import replay, replay_days, scratch_settings
     from flows.views import backtest_lines, backtest_table
 
-    days = replay_days(start, end or lake_of(settings).newest_day(dataset), every)
+    days = replay_days(start, end or held[-1], every)
     if champion == "auto":
         champion = registry_of(settings).serving_before(days[0], dataset)
         chosen = f"version {champion}" if champion else "none (no version was trained before it)"
@@ -217,7 +216,7 @@ def monitor(
 
 
 def _run_monitor(settings: Settings, dataset: str | None, as_of: date | None) -> None:
-    dataset = _preflight(settings, dataset)
+    dataset, _ = _preflight(settings, dataset)
     from flows.monitor import monitor as monitor_flow
     from flows.views import monitor_table
 
@@ -434,7 +433,7 @@ def score(
     settings = _settings()
 
     def run() -> None:
-        name = _preflight(settings, dataset)
+        name, _ = _preflight(settings, dataset)
         from flows.score import score_day
 
         with console.status("scoring..."):
