@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn import datasets as skd
 
-from flows.datasets import LabelledSet, load_npz
+from vae.datasets import LabelledSet, load_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"

@@ -106,8 +106,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
     settings = Settings(home=home, retrain={"dataset": "bench", "window_days": WINDOW_DAYS})
     runtime.configure(settings)
-    from flows.lake import Lake, open_store
-    from flows.retrain import retrain
+    from flows.adapters.lake import Lake, open_store
+    from flows.jobs.retrain import retrain
 
     lake = Lake(open_store(settings.lake_root()))
     days = synthetic_days(WINDOW_DAYS + 1, N_ROWS // WINDOW_DAYS + 1)

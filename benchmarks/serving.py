@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from publish import publish
 
-from flows.serve import ARROW, arrow_body
+from flows.serving.app import ARROW, arrow_body
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: sentinel and mlflow live next to its python
@@ -344,9 +344,9 @@ def measure_batch_flow(demo_home: Path, threads: int | None) -> dict[str, Any]:
         del os.environ[key]  # the embedded default, as the demo used
     settings = Settings(home=demo_home)
     runtime.configure(settings)
-    from flows.adapters import registry_of
-    from flows.lake import Lake, open_store
-    from flows.score import score
+    from flows.adapters.connect import registry_of
+    from flows.adapters.lake import Lake, open_store
+    from flows.jobs.score import score
 
     lake = Lake(open_store(settings.lake_root()))
     days: list[date] = lake.days(DATASET)

@@ -1,1 +1,19 @@
-"""The orchestration shell: settings, command line, datasets, flows and adapters."""
+"""The orchestration shell: it wires the pure core (`vae/`, `validation/`) to stores, schedules and clients.
+
+Where things are:
+
+| question | one hop |
+|---|---|
+| where is the promotion decided? | `validation/gates.py` `promotion_decision`; `jobs/retrain.py` applies it |
+| where is the threshold computed? | `vae/calibration.py` (split conformal), called by `VAEDetector.fit` |
+| where does the service load the model? | `serving/champion.py` (follows `models:/NAME@champion`) |
+| where is the data read and written? | `adapters/lake.py` (a folder or S3) |
+| where are versions, aliases and the ledger? | `adapters/registry.py` (MLflow) |
+| what does each scheduled job do? | `jobs/`: `retrain`, `monitor`, `score`, `backtest`, `deployments` |
+| what do the endpoints take and return? | `serving/`: `app.py` (routes), `bodies.py` (layouts) |
+| what does a command print? | `console/views.py`; `cli.py` is the command line itself |
+| where is an option defined? | `settings.py` (one typed `Settings`) |
+
+Layering (enforced by `tests/test_architecture.py`): `vae` < `validation` < `flows`; inside `flows`,
+`errors`, `settings`, `runtime` < `adapters` < `jobs`, `serving` < `console` < `cli`.
+"""

@@ -53,8 +53,8 @@ def demo() -> None:
 
 
 def _run_demo(settings: Settings) -> None:
-    from flows.adapters import lake_of
-    from flows.demo import SHADOW_KEY, demo_data, demo_steps, seed_lake
+    from flows.adapters.connect import lake_of
+    from flows.console.demo import SHADOW_KEY, demo_data, demo_steps, seed_lake
 
     runtime.configure(settings)
     dataset = settings.demo.dataset
@@ -114,7 +114,7 @@ def _preflight(settings: Settings, dataset: str | None) -> tuple[str, list[date]
     Refused at once, before a flow (and a temporary Prefect server) starts, when the configured Prefect
     API does not answer or the lake has no partition of the dataset.
     """
-    from flows.adapters import lake_of
+    from flows.adapters.connect import lake_of
 
     runtime.check_prefect_api(settings)
     name = dataset or settings.retrain.dataset
@@ -125,8 +125,8 @@ def _run_retrain(
     settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
 ) -> None:
     dataset, _ = _preflight(settings, dataset)
-    from flows.retrain import retrain as retrain_flow
-    from flows.views import outcome_lines, outcome_table
+    from flows.console.views import outcome_lines, outcome_table
+    from flows.jobs.retrain import retrain as retrain_flow
 
     with console.status("retraining (load, validate, train, compare, register)..."):
         outcome = retrain_flow(settings=settings, dataset=dataset, as_of=as_of, window_days=window_days)
@@ -172,9 +172,9 @@ def _run_backtest(
     settings: Settings, dataset: str | None, start: date, end: date | None, every: int, champion: str | None
 ) -> None:
     dataset, held = _preflight(settings, dataset)
-    from flows.adapters import registry_of
-    from flows.backtest import replay, replay_days, scratch_settings
-    from flows.views import backtest_lines, backtest_table
+    from flows.adapters.connect import registry_of
+    from flows.console.views import backtest_lines, backtest_table
+    from flows.jobs.backtest import replay, replay_days, scratch_settings
 
     days = replay_days(start, end or held[-1], every)
     if champion == "auto":
@@ -217,8 +217,8 @@ def monitor(
 
 def _run_monitor(settings: Settings, dataset: str | None, as_of: date | None) -> None:
     dataset, _ = _preflight(settings, dataset)
-    from flows.monitor import monitor as monitor_flow
-    from flows.views import monitor_table
+    from flows.console.views import monitor_table
+    from flows.jobs.monitor import monitor as monitor_flow
 
     with console.status("checking the window for drift..."):
         outcome = monitor_flow(settings=settings, dataset=dataset, as_of=as_of)
@@ -268,7 +268,7 @@ def deploy(
                 "scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
             )
         runtime.check_prefect_api(settings)
-        from flows.deployments import Pools, Schedules, deploy_to_pools, to_serve
+        from flows.jobs.deployments import Pools, Schedules, deploy_to_pools, to_serve
 
         model, schedules = settings.registry.model_name, Schedules(retrain_cron, monitor_cron)
         if work_pool is None:
@@ -291,7 +291,7 @@ def rollback() -> None:
     settings = _settings()
 
     def run() -> None:
-        from flows.adapters import registry_of
+        from flows.adapters.connect import registry_of
 
         registry = registry_of(settings)
         demoted, restored = registry.rollback()
@@ -317,7 +317,7 @@ def promote(
     settings = _settings()
 
     def run() -> None:
-        from flows.adapters import registry_of
+        from flows.adapters.connect import registry_of
 
         registry = registry_of(settings)
         replaced = registry.override(version, reason)
@@ -339,8 +339,8 @@ def status(
     settings = _settings()
 
     def run() -> None:
-        from flows.adapters import registry_of
-        from flows.views import alias_line, monitor_line, status_table
+        from flows.adapters.connect import registry_of
+        from flows.console.views import alias_line, monitor_line, status_table
 
         registry = registry_of(settings)
         report = registry.status() | {"monitor": registry.last_monitor(settings.monitor.experiment)}
@@ -371,8 +371,8 @@ def history(
     settings = _settings()
 
     def run() -> None:
-        from flows.adapters import registry_of
-        from flows.views import history_table
+        from flows.adapters.connect import registry_of
+        from flows.console.views import history_table
 
         registry = registry_of(settings)
         entries = registry.promotions()
@@ -408,7 +408,7 @@ def config(
         named = {name: {"value": value, "from": origin} for name, value, origin in rows}
         print(json.dumps({"settings": named, "resolved": resolved}, indent=2))
         return
-    from flows.views import settings_table
+    from flows.console.views import settings_table
 
     console.print(settings_table(rows, resolved))
 
@@ -434,7 +434,7 @@ def score(
 
     def run() -> None:
         name, _ = _preflight(settings, dataset)
-        from flows.score import score_day
+        from flows.jobs.score import score_day
 
         with console.status("scoring..."):
             outcome = score_day(settings, name, day.date() if day else None)
@@ -465,7 +465,7 @@ def serve(
     import torch
     import uvicorn
 
-    from flows.serve import create_app
+    from flows.serving.app import create_app
 
     cfg = settings.serve
     torch.set_num_threads(cfg.torch_threads)  # small per-request batches: threads only contend
@@ -488,7 +488,7 @@ def export(
     settings = _settings()
 
     def run() -> None:
-        from flows.adapters import lake_of, registry_of
+        from flows.adapters.connect import lake_of, registry_of
 
         registry = registry_of(settings)
         chosen = version or registry.alias_version("champion")
@@ -519,7 +519,7 @@ def evaluate(
     shows AUROC, AUPRC and the false-positive rate realized at the threshold calibrated on held-out normal
     rows. Models are saved under SENTINEL_HOME/evaluate/.
     """
-    from flows.evaluate import run_evaluation
+    from flows.console.evaluate import run_evaluation
 
     settings = _settings(configure=False)
     if seed is not None:

@@ -28,6 +28,7 @@ from vae.config import DetectorConfig
 from validation.contracts import ContractPolicy
 from validation.drift import DriftPolicy
 from validation.gates import GateBounds
+from validation.trigger import TriggerPolicy
 
 CONFIG_FILE = "sentinel.toml"
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -92,15 +93,6 @@ class RetrainSettings(BaseModel):
     )
     contract: ContractPolicy = ContractPolicy()
     gates: GateBounds = GateBounds()
-
-
-class TriggerPolicy(BaseModel):
-    """When a drift verdict may start a retrain: never within the cooldown, at most a cap per period."""
-
-    enabled: bool = Field(True, description="Start a retrain when the monitor says drift.")
-    cooldown_hours: float = Field(6.0, ge=0, description="Quiet time after a drift-triggered retrain.")
-    max_per_period: int = Field(3, ge=1, description="Most drift-triggered retrains per period.")
-    period_hours: float = Field(24.0, gt=0, description="Length of the period the cap counts over.")
 
 
 class MonitorSettings(BaseModel):

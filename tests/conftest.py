@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from flows.datasets import LabelledSet, find_shipped, load_npz
+from vae.datasets import LabelledSet, find_shipped, load_npz
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 

@@ -15,8 +15,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from flows.demo import SHADOW_KEY, demo_data, seed_lake
-from flows.lake import Lake, open_store
+from flows.adapters.lake import Lake, open_store
+from flows.console.demo import SHADOW_KEY, demo_data, seed_lake
 from flows.settings import Settings
 
 TODAY = date(2026, 11, 30)

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.adapters import registry_of
-from flows.backtest import replay, replay_days, scratch_settings
+from flows.adapters.connect import registry_of
 from flows.errors import RegistryError
-from flows.retrain import retrain
+from flows.jobs.backtest import replay, replay_days, scratch_settings
+from flows.jobs.retrain import retrain
 from vae import InputError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

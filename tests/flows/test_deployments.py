@@ -159,8 +159,8 @@ def test_deploy_without_a_server_says_so(tmp_path):
 def test_a_triggered_retrain_is_started_through_the_retrain_deployment(prefect_api, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.deployments import Schedules, to_serve
-    from flows.monitor import start_retrain
+    from flows.jobs.deployments import Schedules, to_serve
+    from flows.jobs.monitor import start_retrain
     from tests.flows.conftest import TODAY, fast_settings
 
     with temporary_settings({PREFECT_API_URL: str(prefect_api.base_url).rstrip("/")}):

@@ -7,8 +7,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from flows.adapters.lake import Lake, open_store
 from flows.errors import StoreError
-from flows.lake import Lake, open_store
 
 DAY = date(2026, 11, 30)
 

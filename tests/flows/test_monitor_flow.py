@@ -13,10 +13,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from prefect.client.schemas.sorting import ArtifactSort
 
-from flows.adapters import registry_of
+from flows.adapters.connect import registry_of
 from flows.errors import RegistryError
-from flows.monitor import monitor
-from flows.retrain import retrain
+from flows.jobs.monitor import monitor
+from flows.jobs.retrain import retrain
 from flows.settings import Settings
 from vae.errors import SentinelError
 

@@ -18,13 +18,13 @@ import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-import flows.retrain
-from flows.adapters import registry_of
-from flows.demo import demo_data, seed_lake
+import flows.jobs.retrain
+from flows.adapters.connect import registry_of
+from flows.adapters.lake import Lake, open_store
+from flows.adapters.manifest import code_hash, device_name
+from flows.console.demo import demo_data, seed_lake
 from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
-from flows.lake import Lake, open_store
-from flows.manifest import code_hash, device_name
-from flows.retrain import retrain
+from flows.jobs.retrain import retrain
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
@@ -216,14 +216,14 @@ def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch)
     registry = registry_of(settings)
     registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")  # start: champion v1
 
-    train = flows.retrain.train_candidate.fn
+    train = flows.jobs.retrain.train_candidate.fn
 
     def train_while_another_run_promotes(*args, **kwargs):
         detector = train(*args, **kwargs)
         registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")  # a concurrent promotion
         return detector
 
-    monkeypatch.setattr(flows.retrain.train_candidate, "fn", train_while_another_run_promotes)
+    monkeypatch.setattr(flows.jobs.retrain.train_candidate, "fn", train_while_another_run_promotes)
     with pytest.raises(PromotionConflictError, match="changed from 1 to 2 while this run trained; version 3"):
         print(retrain(settings=lenient, as_of=dates[-3]))
     assert registry.alias_version("champion") == "2"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dask
 import pytest
 
-from flows.adapters import registry_of
-from flows.retrain import retrain
-from flows.score import score, score_day
+from flows.adapters.connect import registry_of
+from flows.jobs.retrain import retrain
+from flows.jobs.score import score, score_day
 from vae import SentinelError
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

@@ -11,11 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from flows.adapters import registry_of
-from flows.demo import demo_data, seed_lake
-from flows.lake import Lake, open_store
-from flows.retrain import retrain
-from flows.serve import ARROW, arrow_body, create_app
+from flows.adapters.connect import registry_of
+from flows.adapters.lake import Lake, open_store
+from flows.console.demo import demo_data, seed_lake
+from flows.jobs.retrain import retrain
+from flows.serving.app import ARROW, arrow_body, create_app
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

@@ -7,8 +7,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from flows.registry import LoadedVersion, Registry
-from flows.serve import ModelHolder, create_app
+from flows.adapters.registry import LoadedVersion, Registry
+from flows.serving.app import ModelHolder, create_app
 from flows.settings import Settings
 from vae import VAEDetector
 from validation.contracts import DataContract

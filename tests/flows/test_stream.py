@@ -11,17 +11,18 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 
-from flows.adapters import registry_of
-from flows.candidate import HoldoutSplit, TrainingData
-from flows.lake import Lake, open_store
-from flows.monitor import monitor
-from flows.registry import LoadedVersion
-from flows.retrain import retrain
-from flows.score import score_day
-from flows.serve import ARROW, arrow_body, create_app
-from flows.streams import StreamBook
+from flows.adapters.connect import registry_of
+from flows.adapters.lake import Lake, open_store
+from flows.adapters.registry import LoadedVersion
+from flows.jobs.candidate import TrainingData
+from flows.jobs.monitor import monitor
+from flows.jobs.retrain import retrain
+from flows.jobs.score import score_day
+from flows.serving.app import ARROW, arrow_body, create_app
+from flows.serving.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 from vae import VAEDetector, ema
+from vae.splits import HoldoutSplit
 from validation.contracts import DataContract
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from flows.settings import TriggerPolicy
-from flows.trigger import trigger_decision
+from validation.trigger import trigger_decision
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 POLICY = TriggerPolicy(cooldown_hours=6, max_per_period=2, period_hours=24)

@@ -36,8 +36,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from flows.adapters.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, DetectorModel
 from flows.errors import PromotionConflictError, RegistryError
-from flows.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, DetectorModel
 from vae import VAEDetector
 from vae.training import EpochStats
 from validation.contracts import DataContract

@@ -30,10 +30,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import HistogramMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from flows.adapters import registry_of
-from flows.registry import LoadedVersion, Registry
+from flows.adapters.connect import registry_of
+from flows.adapters.registry import LoadedVersion, Registry
+from flows.serving.streams import StreamBook
 from flows.settings import Settings
-from flows.streams import StreamBook
 from vae.errors import InputError
 
 log = logging.getLogger(__name__)

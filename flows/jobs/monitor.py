@@ -27,16 +27,17 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
-from flows.adapters import lake_of, registry_of
-from flows.lake import Lake
-from flows.plots import ScorePanel, score_distribution
-from flows.registry import LoadedVersion, MonitorRecord, Registry
-from flows.retrain import IO, PURE, require_champion, retrain
+from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.lake import Lake
+from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
+from flows.jobs.common import IO, PURE, require_champion
+from flows.jobs.plots import ScorePanel, score_distribution
+from flows.jobs.retrain import retrain
 from flows.settings import Settings, load_settings
-from flows.trigger import TriggerDecision, trigger_decision
 from vae import Prediction
 from vae.errors import SentinelError
 from validation.drift import DriftVerdict, assess_drift, sample_rows
+from validation.trigger import TriggerDecision, trigger_decision
 
 
 @dataclass(frozen=True)

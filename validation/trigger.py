@@ -14,7 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from flows.settings import TriggerPolicy
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TriggerPolicy(BaseModel):
+    """When a drift verdict may start a retrain: never within the cooldown, at most a cap per period."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="Start a retrain when the monitor says drift.")
+    cooldown_hours: float = Field(6.0, ge=0, description="Quiet time after a drift-triggered retrain.")
+    max_per_period: int = Field(3, ge=1, description="Most drift-triggered retrains per period.")
+    period_hours: float = Field(24.0, gt=0, description="Length of the period the cap counts over.")
 
 
 @dataclass(frozen=True)

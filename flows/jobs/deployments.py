@@ -19,11 +19,11 @@ from typing import Any
 from prefect import Flow
 from prefect.deployments.runner import RunnerDeployment
 
-from flows.monitor import monitor
-from flows.retrain import retrain
+from flows.jobs.monitor import monitor
+from flows.jobs.retrain import retrain
 
 FLOWS: dict[str, Flow[..., Any]] = {"retrain": retrain, "monitor": monitor}
-ENTRYPOINTS = {"retrain": "flows/retrain.py:retrain", "monitor": "flows/monitor.py:monitor"}
+ENTRYPOINTS = {"retrain": "flows/jobs/retrain.py:retrain", "monitor": "flows/jobs/monitor.py:monitor"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The lake and registry adapters (flows/lake.py, flows/registry.py) built from the settings.
+"""The lake and registry adapters the settings point at.
 
 Example:
     >>> registry_of(Settings()).status()
@@ -7,8 +7,8 @@ Example:
 
 from __future__ import annotations
 
-from flows.lake import Lake, open_store
-from flows.registry import Registry
+from flows.adapters.lake import Lake, open_store
+from flows.adapters.registry import Registry
 from flows.settings import Settings
 
 

@@ -5,6 +5,6 @@ Only MLflow imports this file, when it logs or loads the model.
 
 from mlflow.models import set_model
 
-from flows.pyfunc import DetectorModel
+from flows.adapters.pyfunc import DetectorModel
 
 set_model(DetectorModel())

@@ -13,10 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from flows.datasets import find_shipped, load_npz
-from flows.progress import epoch_bar
+from flows.console.progress import epoch_bar
 from flows.settings import Settings
 from vae import VAEDetector
+from vae.datasets import find_shipped, load_npz
 from vae.evaluation import EvaluationReport, evaluate_scores, semi_supervised_split
 
 

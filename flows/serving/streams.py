@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from flows.registry import LoadedVersion
+from flows.adapters.registry import LoadedVersion
 from vae import StreamScores, StreamState, advance
 
 

@@ -22,10 +22,10 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.adapters import lake_of, registry_of
-from flows.lake import Lake
-from flows.registry import LoadedVersion
-from flows.retrain import IO, require_champion
+from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.lake import Lake
+from flows.adapters.registry import LoadedVersion
+from flows.jobs.common import IO, require_champion
 from flows.settings import Settings, load_settings
 from vae.errors import SentinelError
 

@@ -24,40 +24,30 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.adapters import lake_of, registry_of
-from flows.candidate import (
+from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.lake import META_COLUMNS, Lake
+from flows.adapters.registry import CandidateRecord, LoadedVersion, Registry
+from flows.errors import ValidationFailedError
+from flows.jobs.candidate import (
     HOLDOUT,
     SHADOW,
     Comparison,
     TrainingData,
     WindowSummary,
     candidate_record,
-    holdout_split,
     save_reference,
 )
-from flows.errors import NoChampionError, StoreUnavailableError, ValidationFailedError
-from flows.lake import META_COLUMNS, Lake
-from flows.registry import CandidateRecord, LoadedVersion, Registry
+from flows.jobs.common import IO, PURE, load_champion
 from flows.settings import Settings, load_settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
+from vae.splits import holdout_split
 from validation.checks import ValidationReport, validate_frame
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
-
-
-def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only errors that a second try can fix: an unreachable store or registry."""
-    exc = state.result(raise_on_failure=False)
-    return isinstance(exc, StoreUnavailableError | MlflowException | ConnectionError)
-
-
-IO = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NO_CACHE}
-PURE = {"cache_policy": NO_CACHE}
 
 
 @dataclass(frozen=True)
@@ -78,12 +68,6 @@ class RetrainOutcome:
 
 
 # ----------------------------------------------------------------------------------------- tasks
-@task(**IO)
-def load_champion(registry: Registry) -> LoadedVersion | None:
-    """The registered champion with its detector and contract, or None."""
-    return registry.champion()
-
-
 @task(**IO)
 def load_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[pd.DataFrame, int]:
     """The window's rows minus those the champion flagged; returns (rows, number dropped as alerts)."""
@@ -286,14 +270,6 @@ class Stopwatch:
 
 
 # --------------------------------------------------------------------------------------- helpers
-def require_champion(registry: Registry) -> LoadedVersion:
-    """The champion, loaded through the retried task; NoChampionError when there is none yet."""
-    champion = load_champion(registry)
-    if champion is None:
-        raise NoChampionError(registry.model_name)
-    return champion
-
-
 def contract_for(window: pd.DataFrame, champion: LoadedVersion | None, settings: Settings) -> DataContract:
     """A hand-edited contract file if configured, else the champion's, else one derived from this window."""
     if settings.retrain.contract_file is not None:

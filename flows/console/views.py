@@ -10,10 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:  # the flows import Prefect: views that only read their results need not
-    from flows.backtest import ReplayStep
-    from flows.monitor import MonitorOutcome
-    from flows.registry import LedgerEntry
-    from flows.retrain import RetrainOutcome
+    from flows.adapters.registry import LedgerEntry
+    from flows.jobs.backtest import ReplayStep
+    from flows.jobs.monitor import MonitorOutcome
+    from flows.jobs.retrain import RetrainOutcome
     from validation.gates import GateResult
 
 

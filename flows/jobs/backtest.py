@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from flows.adapters import lake_of, registry_of
+from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.lake import Lake
 from flows.errors import StoreError
-from flows.lake import Lake
-from flows.retrain import RetrainOutcome, retrain
+from flows.jobs.retrain import RetrainOutcome, retrain
 from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae import InputError, SentinelError
 

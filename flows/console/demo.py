@@ -15,9 +15,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from flows.datasets import LabelledSet, find_shipped, load_npz
-from flows.lake import Lake
+from flows.adapters.lake import Lake
 from flows.settings import Settings
+from vae.datasets import LabelledSet, find_shipped, load_npz
 
 SHADOW_KEY = "_shadow/known_anomalies.parquet"
 

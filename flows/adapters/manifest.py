@@ -32,7 +32,7 @@ LIBRARIES = (
     "great_expectations",
     "evidently",
 )
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the folder holding the three packages
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the three packages
 
 
 @functools.cache  # the code a process runs is what it imported: hash it once

@@ -17,45 +17,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flows.manifest import run_manifest
-from flows.plots import ScorePanel, score_distribution
-from flows.registry import CandidateRecord, LoadedVersion
+from flows.adapters.manifest import run_manifest
+from flows.adapters.registry import CandidateRecord, LoadedVersion
+from flows.jobs.plots import ScorePanel, score_distribution
 from flows.settings import Settings
-from vae import InputError, Segments, VAEDetector
+from vae import Segments, VAEDetector
+from vae.splits import HoldoutSplit
 from validation.checks import ValidationReport
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics
 
 HOLDOUT, SHADOW = "holdout normal", "known anomalies"  # the pools a candidate's scores are grouped in
-
-
-@dataclass(frozen=True)
-class HoldoutSplit:
-    """Training rows (older days) and the newest days, halved into calibration and evaluation rows."""
-
-    train: pd.DataFrame
-    calibration: pd.DataFrame
-    evaluation: pd.DataFrame
-
-
-def holdout_split(rows: pd.DataFrame, holdout_days: int, seed: int, in_order: bool = False) -> HoldoutSplit:
-    """Older days train; the newest `holdout_days` days are halved into calibration and evaluation rows.
-
-    The halves are seeded random rows, or with `in_order` (windowed models, which need consecutive rows)
-    the older and the newer half of the holdout.
-
-    Raises:
-        InputError: the window does not span more days than the holdout.
-    """
-    days = np.sort(rows["_date"].unique())
-    if len(days) <= holdout_days:
-        raise InputError(f"window spans {len(days)} day(s); need more than the {holdout_days} holdout day(s)")
-    newest = rows["_date"] >= days[-holdout_days]
-    holdout = rows.loc[newest]
-    order = np.arange(len(holdout)) if in_order else np.random.default_rng(seed).permutation(len(holdout))
-    half = len(holdout) // 2
-    calib, evaluation = holdout.iloc[np.sort(order[:half])], holdout.iloc[np.sort(order[half:])]
-    return HoldoutSplit(rows.loc[~newest], calib, evaluation)
 
 
 @dataclass(frozen=True)

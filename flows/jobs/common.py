@@ -1,0 +1,42 @@
+"""What the jobs share: task options (only I/O retries, and only on errors a retry can fix) and the champion.
+
+Example:
+    >>> @task(**IO)
+    ... def read(lake: Lake) -> pd.DataFrame: ...
+    >>> champion = require_champion(registry)  # NoChampionError when none is registered yet
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from flows.adapters.registry import LoadedVersion, Registry
+from flows.errors import NoChampionError, StoreUnavailableError
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only errors that a second try can fix: an unreachable store or registry."""
+    exc = state.result(raise_on_failure=False)
+    return isinstance(exc, StoreUnavailableError | MlflowException | ConnectionError)
+
+
+IO = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NO_CACHE}
+PURE = {"cache_policy": NO_CACHE}
+
+
+@task(**IO)
+def load_champion(registry: Registry) -> LoadedVersion | None:
+    """The registered champion with its detector and contract, or None."""
+    return registry.champion()
+
+
+def require_champion(registry: Registry) -> LoadedVersion:
+    """The champion, loaded through the retried task; NoChampionError when there is none yet."""
+    champion = load_champion(registry)
+    if champion is None:
+        raise NoChampionError(registry.model_name)
+    return champion
