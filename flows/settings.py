@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pydantic_settings
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -34,7 +34,13 @@ CONFIG_FILE = "sentinel.toml"
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-class EvaluateSettings(BaseModel):
+class _Section(BaseModel):
+    """A settings section: an unknown option in it (a typo) is an error, as at the top level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvaluateSettings(_Section):
     """What `sentinel evaluate` runs on."""
 
     datasets: tuple[str, ...] = Field(
@@ -44,7 +50,7 @@ class EvaluateSettings(BaseModel):
     seed: int = Field(0, description="Seed of the train/test split and the detectors.")
 
 
-class DemoSettings(BaseModel):
+class DemoSettings(_Section):
     """What `sentinel demo` seeds its lake with."""
 
     dataset: str = Field("mammography", description="Shipped labelled set cut into day partitions.")
@@ -52,14 +58,14 @@ class DemoSettings(BaseModel):
     seed: int = Field(0, description="Seed of the shuffle and of the failing sensor's noise.")
 
 
-class LakeSettings(BaseModel):
+class LakeSettings(_Section):
     """Where the day-partitioned datasets live."""
 
     root: str | None = Field(None, description="A folder or s3://bucket/prefix; default: HOME/lake.")
     endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO or other S3-compatible stores.")
 
 
-class RegistrySettings(BaseModel):
+class RegistrySettings(_Section):
     """Where runs and registered versions go."""
 
     tracking_uri: str | None = Field(
@@ -76,7 +82,7 @@ class RegistrySettings(BaseModel):
     )
 
 
-class RetrainSettings(BaseModel):
+class RetrainSettings(_Section):
     """What `sentinel retrain` trains on and how it decides."""
 
     dataset: str = Field("mammography", description="Dataset folder in the lake.")
@@ -95,7 +101,7 @@ class RetrainSettings(BaseModel):
     gates: GateBounds = GateBounds()
 
 
-class MonitorSettings(BaseModel):
+class MonitorSettings(_Section):
     """What `sentinel monitor` checks and when it may trigger a retrain."""
 
     window_days: int = Field(1, ge=1, description="Newest days of partitions compared with the reference.")
@@ -104,7 +110,7 @@ class MonitorSettings(BaseModel):
     trigger: TriggerPolicy = TriggerPolicy()
 
 
-class ServeSettings(BaseModel):
+class ServeSettings(_Section):
     """The scoring service."""
 
     host: str = Field("127.0.0.1", description="Interface to listen on.")
