@@ -37,7 +37,9 @@ _READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv}
 class Store(Protocol):
     """Bytes by key under one root; keys use '/'."""
 
-    uri: str
+    @property
+    def uri(self) -> str:
+        """Where the store is, for messages: a folder or s3://bucket/prefix."""
 
     def keys(self, prefix: str) -> list[str]:
         """Every key under `prefix`, recursively, sorted."""

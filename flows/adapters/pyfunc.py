@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from vae import VAEDetector
 
@@ -18,7 +18,7 @@ DETECTOR_ARTIFACT = "detector"
 CONTRACT_ARTIFACT = "contract"
 
 
-class DetectorModel(mlflow.pyfunc.PythonModel):
+class DetectorModel(PythonModel):
     """Scores rows with the detector saved in the model's `detector` artifact."""
 
     def load_context(self, context: Any) -> None:

@@ -138,7 +138,7 @@ class Registry:
                     served.discard(entry.replaced)
         trained = {}
         for version in served:
-            params = self.client.get_run(self._model_version(version).run_id).data.params
+            params = self.client.get_run(_run_id(self._model_version(version))).data.params
             if params.get("dataset") == dataset and "as_of" in params:
                 trained[version] = date.fromisoformat(params["as_of"])
         before = [(as_of, int(v)) for v, as_of in trained.items() if as_of < day]
@@ -304,7 +304,7 @@ class Registry:
         Raises:
             RegistryError: the version has no reference (it was registered before monitoring existed).
         """
-        run_id = self.client.get_model_version(self.model_name, version).run_id
+        run_id = _run_id(self.client.get_model_version(self.model_name, version))
         if not self.client.list_artifacts(run_id, "reference"):
             raise RegistryError(
                 f"version {version} of {self.model_name} has no drift reference (reference/ in run "
@@ -486,7 +486,7 @@ class Registry:
         if version is None:
             return None
         mv = self.client.get_model_version(self.model_name, version)
-        metrics = self.client.get_run(mv.run_id).data.metrics
+        metrics = self.client.get_run(_run_id(mv)).data.metrics
         interval = [metrics.get("candidate_fpr_low95"), metrics.get("candidate_fpr_high95")]
         return {
             "version": version,
@@ -496,11 +496,18 @@ class Registry:
         }
 
 
+def _run_id(mv: ModelVersion) -> str:
+    """The run that logged the version (every version this project registers comes from a run)."""
+    if mv.run_id is None:
+        raise RegistryError(f"version {mv.version} of {mv.name} was not registered from a run")
+    return mv.run_id
+
+
 def _loaded(mv: ModelVersion, local: Path) -> LoadedVersion:
     """The detector and contract of a downloaded version."""
     detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
     contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
-    return LoadedVersion(str(mv.version), str(mv.run_id), detector, contract)
+    return LoadedVersion(str(mv.version), _run_id(mv), detector, contract)
 
 
 def _epoch_metrics(history: tuple[EpochStats, ...]) -> list[Metric]:

@@ -60,7 +60,7 @@ def backtest_table(steps: list[ReplayStep]) -> Table:
     colour = {"promoted": "green", "refused": "yellow", "no candidate": "red"}
     for step in steps:
         out = step.outcome
-        why = step.stopped if out is None else "; ".join(out.decision.reasons) or "every gate passed"
+        why = (step.stopped or "") if out is None else "; ".join(out.decision.reasons) or "every gate passed"
         version, start = ("-", "-") if out is None else (out.version, out.start)
         verdict = f"[{colour[step.verdict]}]{step.verdict}[/]"
         table.add_row(step.as_of.isoformat(), version, verdict, start, escape(why))

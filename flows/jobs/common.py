@@ -1,7 +1,7 @@
 """What the jobs share: task options (only I/O retries, and only on errors a retry can fix) and the champion.
 
 Example:
-    >>> @task(**IO)
+    >>> @io_task
     ... def read(lake: Lake) -> pd.DataFrame: ...
     >>> champion = require_champion(registry)  # NoChampionError when none is registered yet
 """
@@ -24,11 +24,13 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, StoreUnavailableError | MlflowException | ConnectionError)
 
 
-IO = {"retries": 2, "retry_delay_seconds": [1, 5], "retry_condition_fn": _transient, "cache_policy": NO_CACHE}
-PURE = {"cache_policy": NO_CACHE}
+io_task = task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_transient, cache_policy=NO_CACHE)
+"""A task doing I/O through an adapter: retried, and only on errors a retry can fix."""
+pure_task = task(cache_policy=NO_CACHE)
+"""A task calling the pure core: never retried (the same input fails the same way), never cached."""
 
 
-@task(**IO)
+@io_task
 def load_champion(registry: Registry) -> LoadedVersion | None:
     """The registered champion with its detector and contract, or None."""
     return registry.champion()

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import flow, task
+from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
-from flows.jobs.common import IO, PURE, require_champion
+from flows.jobs.common import io_task, pure_task, require_champion
 from flows.jobs.plots import ScorePanel, score_distribution
 from flows.jobs.retrain import retrain
 from flows.settings import Settings, load_settings
@@ -54,25 +54,25 @@ class MonitorOutcome:
     retrain: str | None  # what the triggered retrain did, when one was started
 
 
-@task(**IO)
+@io_task
 def load_reference(registry: Registry, version: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The champion's reference snapshot: sampled training rows and held-out normal scores."""
     return registry.load_reference(version)
 
 
-@task(**IO)
+@io_task
 def trigger_history(registry: Registry, experiment: str, since: datetime) -> list[datetime]:
     """When monitor runs started retrains since `since`: what the cooldown and the cap count."""
     return registry.trigger_times(experiment, since)
 
 
-@task(**IO)
+@io_task
 def read_window(lake: Lake, dataset: str, as_of: date, days: int) -> pd.DataFrame:
     """Every row of the window as it arrived (alerts included: they are part of what moved)."""
     return lake.read_window(dataset, as_of, days)
 
 
-@task(**PURE)
+@pure_task
 def score_window(
     champion: LoadedVersion, window: pd.DataFrame, settings: Settings
 ) -> tuple[pd.DataFrame, Prediction]:
@@ -87,7 +87,7 @@ def score_window(
     return rows[list(champion.contract.names)].iloc[steps - 1 :], prediction
 
 
-@task(**PURE)
+@pure_task
 def check_drift(
     champion: LoadedVersion,
     reference: tuple[pd.DataFrame, np.ndarray],
@@ -108,7 +108,7 @@ def check_drift(
     )
 
 
-@task(**PURE)
+@pure_task
 def write_report(
     folder: Path, verdict: DriftVerdict, champion: LoadedVersion, scores: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, Path]:
@@ -129,13 +129,13 @@ def write_report(
     return files
 
 
-@task(**IO)
+@io_task
 def log_monitor(registry: Registry, version: str, experiment: str, record: MonitorRecord) -> str:
     """The monitor run in MLflow, against the champion's version."""
     return registry.log_monitor(version, experiment, record)
 
 
-@task(**IO)
+@io_task
 def publish(dataset: str, outcome_table: str) -> None:
     """The verdict as a Prefect artifact (a markdown table with the report's path)."""
     key = "drift-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")

@@ -24,8 +24,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import META_COLUMNS, Lake
@@ -40,7 +39,7 @@ from flows.jobs.candidate import (
     candidate_record,
     save_reference,
 )
-from flows.jobs.common import IO, PURE, load_champion
+from flows.jobs.common import io_task, load_champion, pure_task
 from flows.settings import Settings, load_settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
@@ -68,7 +67,7 @@ class RetrainOutcome:
 
 
 # ----------------------------------------------------------------------------------------- tasks
-@task(**IO)
+@io_task
 def load_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[pd.DataFrame, int]:
     """The window's rows minus those the champion flagged; returns (rows, number dropped as alerts)."""
     window = lake.read_window(dataset, as_of, days)
@@ -77,7 +76,7 @@ def load_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[pd.Da
     return window.loc[~flagged].reset_index(drop=True), int(flagged.sum())
 
 
-@task(**PURE)
+@pure_task
 def check_window(
     window: pd.DataFrame, contract: DataContract, settings: Settings, as_of: date
 ) -> ValidationReport:
@@ -85,7 +84,7 @@ def check_window(
     return validate_frame(window, contract, settings.retrain.contract, as_of)
 
 
-@task(**IO)
+@io_task
 def save_quarantine(
     lake: Lake, dataset: str, run_id: str, window: pd.DataFrame, report: ValidationReport
 ) -> str:
@@ -94,14 +93,14 @@ def save_quarantine(
     return lake.write_quarantine(dataset, run_id, rows)
 
 
-@task(**PURE)
+@pure_task
 def train_candidate(data: TrainingData, config: DetectorConfig, warm: VAEDetector | None) -> VAEDetector:
     """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
     train, calibration = data.samples(data.split.train), data.samples(data.split.calibration)
     return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm)
 
 
-@task(**PURE)
+@pure_task
 def export_candidate(
     candidate: VAEDetector, data: TrainingData, folder: Path
 ) -> tuple[dict[str, Path], float]:
@@ -119,13 +118,13 @@ def export_candidate(
     return files, worst
 
 
-@task(**IO)
+@io_task
 def load_shadow(lake: Lake, dataset: str, key: str | None) -> pd.DataFrame | None:
     """Known anomalies (never trained on), when a shadow set is configured."""
     return None if key is None else lake.read_table(f"{dataset}/{key}")
 
 
-@task(**PURE)
+@pure_task
 def measure(detector: VAEDetector, data: TrainingData) -> tuple[ModelMetrics, dict[str, np.ndarray]]:
     """Holdout loss, alert rate on evaluation rows and recall on the shadow set, for one model.
 
@@ -139,13 +138,13 @@ def measure(detector: VAEDetector, data: TrainingData) -> tuple[ModelMetrics, di
     return ModelMetrics(detector.holdout_loss(X), flagged[HOLDOUT], flagged.get(SHADOW)), scores
 
 
-@task(cache_policy=NO_CACHE)
+@pure_task
 def register(registry: Registry, record: CandidateRecord, run_name: str) -> tuple[str, str]:
     """Log the candidate run and register its version (not retried: a retry would register twice)."""
     return registry.log_candidate(record, run_name)
 
 
-@task(**IO)
+@io_task
 def promote(registry: Registry, version: str, expected_champion: str | None, note: str) -> None:
     """Move the champion alias to `version` if the champion is still the one this run started from."""
     registry.promote(version, expected_champion, note)

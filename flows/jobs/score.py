@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion
-from flows.jobs.common import IO, require_champion
+from flows.jobs.common import io_task, pure_task, require_champion
 from flows.settings import Settings, load_settings
 from vae.errors import SentinelError
 
@@ -43,7 +42,7 @@ class ScoreOutcome:
     alerts_key: str
 
 
-@task(**IO)
+@io_task
 def load_day(lake: Lake, dataset: str, day: date, lead: int) -> pd.DataFrame:
     """Every row of one day's partitions with their identity columns.
 
@@ -57,7 +56,7 @@ def load_day(lake: Lake, dataset: str, day: date, lead: int) -> pd.DataFrame:
     return pd.concat([lake.read_window(dataset, previous, 1).tail(lead), rows], ignore_index=True)
 
 
-@task(cache_policy=NO_CACHE)
+@pure_task
 def score_chunk(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
     """Score, flag and p-value of one chunk, keyed by row identity (of each window's last row)."""
     prediction = champion.detector.predict(rows)  # picks the champion's columns; names a missing one
@@ -73,7 +72,7 @@ def score_chunk(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-@task(**IO)
+@io_task
 def write_results(lake: Lake, dataset: str, day: date, version: str, scores: pd.DataFrame) -> tuple[str, str]:
     """Write the day's scores and its alerts (never replacing earlier files)."""
     stamp = f"date={day.isoformat()}/{{}}-v{version}.parquet"
@@ -117,7 +116,7 @@ def score(
     )
 
 
-def task_runner(settings: Settings) -> TaskRunner:  # type: ignore[type-arg]
+def task_runner(settings: Settings) -> TaskRunner:
     """Local threads, or the Dask cluster at `settings.dask_address`."""
     if settings.dask_address is None:
         return ThreadPoolTaskRunner(max_workers=2)
