@@ -10,29 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 import torch
 
-from vae import persistence
-from vae.calibration import (
-    conformal_pvalues,
-    conformal_threshold,
-    gaussian_tail_threshold,
-    realized_fpr_interval,
-)
+from vae.calibration import conformal_pvalues, conformal_threshold, realized_fpr_interval
 from vae.config import DetectorConfig
 from vae.errors import InputError, NotFittedError
-from vae.export import SUFFIX, ExportReport, export_detector
+from vae.export import SUFFIX, ExportReport, export_state
 from vae.mixing import auto_alpha, tune_alpha
 from vae.model import VAE
+from vae.persistence import load_state, save_state
 from vae.prefilter import PrefilterReport, drop_outliers
 from vae.preprocessing import Preprocessor, as_matrix
-from vae.scoring import Scorer, mix_terms
+from vae.scoring import Scorer
+from vae.state import FittedState, calibrate, mixed_scores
 from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
 from vae.windowing import parts_of, window_counts, windows_of
@@ -69,16 +65,24 @@ class VAEDetector:
         if config is not None and options:
             raise TypeError("pass either config or keyword options, not both")
         self.config = config if config is not None else DetectorConfig.from_flat(**options)
-        self.preprocessor_: Preprocessor | None = None
-        self.vae_: VAE | None = None
-        self.scorer_: Scorer | None = None
-        self.history_: tuple[EpochStats, ...] = ()
-        self.best_epoch_: int | None = None
-        self.prefilter_: PrefilterReport | None = None
-        self.calibration_terms_: np.ndarray | None = None
-        self.calibration_scores_: np.ndarray | None = None
-        self.calibration_runs_: tuple[int, ...] = ()  # gap-free runs of calibration samples, in order
-        self.threshold_fpr_: float = self.config.target_fpr
+        self._state: FittedState | None = None
+
+    @classmethod
+    def from_state(cls, config: DetectorConfig, state: FittedState) -> Self:
+        """A fitted detector of `config` with the learned `state` (as `state()` returns it), ready to use."""
+        det = cls(config)
+        det._state = state
+        return det
+
+    def state(self) -> FittedState:
+        """Everything the detector learned, as one frozen object (replaced, never changed, on recalibration).
+
+        Raises:
+            NotFittedError: the detector is not fitted yet.
+        """
+        if self._state is None:
+            raise NotFittedError("this VAEDetector is not fitted yet: call fit(X) or VAEDetector.load(path)")
+        return self._state
 
     # ----------------------------------------------------------------- fit
     def fit(
@@ -112,7 +116,9 @@ class VAEDetector:
         first = as_matrix(parts[0])
         check = lambda p: as_matrix(p, columns=columns, n_features=first.shape[1])  # noqa: E731
         rows = [first, *map(check, parts[1:])]
-        train, hold = self._split(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
+        train, hold = (
+            self.split_holdout(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
+        )
         X_train, X_hold = windows_of(train, cfg.window), windows_of(hold, cfg.window)
         if len(X_train) < cfg.train.min_rows:
             unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
@@ -137,13 +143,21 @@ class VAEDetector:
             alpha = tune_alpha(terms, _terms_of(pre, scorer, shadow_anomalies), cfg.score.combine)
         else:
             alpha = auto_alpha(terms)
-        runs = window_counts(hold, cfg.window)
-        self._calibrate(scorer, terms, alpha, cfg.target_fpr, runs)  # may raise: nothing is kept before this
-        self.preprocessor_, self.vae_, self.scorer_ = pre, vae.cpu().eval(), scorer
-        self.history_, self.best_epoch_, self.prefilter_ = result.history, result.best_epoch, prefilter
+        scorer = calibrate(scorer, terms, alpha, cfg.target_fpr, cfg.score.threshold_method)  # may raise
+        self._state = FittedState(
+            preprocessor=pre,
+            vae=vae.cpu().eval(),
+            scorer=scorer,
+            calibration_terms=terms,
+            calibration_runs=window_counts(hold, cfg.window),
+            threshold_fpr=cfg.target_fpr,
+            history=result.history,
+            best_epoch=result.best_epoch,
+            prefilter=prefilter,
+        )
         return self
 
-    def _split(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def split_holdout(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
         cfg = self.config
         n = sum(len(p) for p in parts)
@@ -165,7 +179,8 @@ class VAEDetector:
         vae = VAE(n_features, hidden, latent, learn_variance=m.reconstruction == "gaussian_nll")
         if warm_start is None:
             return Preprocessor.fit(X_train, columns, self.config.window), vae
-        src_pre, src_vae, _ = warm_start._fitted()
+        src = warm_start.state()
+        src_pre, src_vae = src.preprocessor, src.vae
         if src_pre.window != self.config.window:
             raise InputError(
                 f"warm_start uses windows of {src_pre.window} step(s), this config {self.config.window}"
@@ -186,32 +201,73 @@ class VAEDetector:
         vae.load_state_dict(src_vae.state_dict())
         return src_pre, vae
 
-    # ------------------------------------------------------------- scoring
-    def _fitted(self) -> tuple[Preprocessor, VAE, Scorer]:
-        if self.scorer_ is None or self.preprocessor_ is None or self.vae_ is None:
-            raise NotFittedError("this VAEDetector is not fitted yet: call fit(X) or VAEDetector.load(path)")
-        return self.preprocessor_, self.vae_, self.scorer_
+    # ------------------------------------------------------ fitted state
+    @property
+    def preprocessor_(self) -> Preprocessor:
+        """The column contract and scaler."""
+        return self.state().preprocessor
 
+    @property
+    def vae_(self) -> VAE:
+        """The trained network (CPU, eval mode)."""
+        return self.state().vae
+
+    @property
+    def history_(self) -> tuple[EpochStats, ...]:
+        """One `EpochStats` per training epoch."""
+        return self.state().history
+
+    @property
+    def best_epoch_(self) -> int | None:
+        """The epoch whose weights were kept."""
+        return self.state().best_epoch
+
+    @property
+    def prefilter_(self) -> PrefilterReport | None:
+        """What the outlier prefilter dropped, when it ran."""
+        return self.state().prefilter
+
+    @property
+    def calibration_terms_(self) -> np.ndarray:
+        """Normalized (reconstruction, latent) terms of the held-out normal samples, (n, 2)."""
+        return self.state().calibration_terms
+
+    @property
+    def calibration_runs_(self) -> tuple[int, ...]:
+        """Lengths of the gap-free runs of calibration samples, in order."""
+        return self.state().calibration_runs
+
+    @property
+    def calibration_scores_(self) -> np.ndarray:
+        """Scores of the held-out normal samples, sorted ascending."""
+        return self.state().calibration_scores
+
+    @property
+    def threshold_fpr_(self) -> float:
+        """The false-positive rate the threshold was calibrated to."""
+        return self.state().threshold_fpr
+
+    # ------------------------------------------------------------- scoring
     def _run(self, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
-        return _apply(self._fitted()[0].check(X), fn, width)
+        return _apply(self.state().preprocessor.check(X), fn, width)
 
     def observations(self, X: Any) -> np.ndarray:
         """X's rows checked against the column contract, as raw float32 values (before any windowing)."""
-        return self._fitted()[0].observations(X)
+        return self.state().preprocessor.observations(X)
 
     def score(self, X: Any) -> np.ndarray:
         """Anomaly scores, higher = more anomalous: one per row, or per full window when window > 1."""
-        return self._run(X, self._fitted()[2], 1)
+        return self._run(X, self.state().scorer, 1)
 
     decision_function = score  # PyOD's name
 
     def _terms(self, X: Any) -> np.ndarray:
-        pre, _, scorer = self._fitted()
-        return _terms_of(pre, scorer, X)
+        state = self.state()
+        return _terms_of(state.preprocessor, state.scorer, X)
 
     def score_components(self, X: Any) -> pd.DataFrame:
         """Per-row parts of the score: raw reconstruction and latent terms, their normalized forms, score."""
-        scorer = self._fitted()[2]
+        scorer = self.state().scorer
 
         def parts(x: torch.Tensor) -> torch.Tensor:
             recon, latent = scorer.raw_components(x)
@@ -235,7 +291,7 @@ class VAEDetector:
         With the Gaussian likelihood the scaler's log-Jacobian is added, so that detectors with different
         scalers (a cold start against a warm start) are compared on the same footing.
         """
-        pre, vae, _ = self._fitted()
+        pre, vae = self.preprocessor_, self.vae_
         loss, _ = validation_loss(vae, torch.as_tensor(pre.transform(X)), self.config.train.beta)
         if self.config.model.reconstruction == "gaussian_nll":
             loss += float(np.log(pre.scale.astype(np.float64)).sum())
@@ -247,7 +303,7 @@ class VAEDetector:
         Entry (i, j) is column j's weighted squared reconstruction error, summed over the window's steps
         for window > 1; a row's entries sum to its raw reconstruction term.
         """
-        pre, _, scorer = self._fitted()
+        pre, scorer = self.preprocessor_, self.state().scorer
 
         def parts(x: torch.Tensor) -> torch.Tensor:
             diff = x - scorer.decode(scorer.encode(x)[0])
@@ -260,43 +316,36 @@ class VAEDetector:
     @property
     def n_channels_(self) -> int:
         """Columns of one observation (a row of the input)."""
-        return self._fitted()[0].n_channels
+        return self.state().preprocessor.n_channels
 
     @property
     def alpha_(self) -> float:
         """Weight of the reconstruction term in the score."""
-        return float(self._fitted()[2].alpha)
+        return self.state().alpha
 
     @property
     def threshold_(self) -> float:
         """Scores above this are flagged."""
-        return float(self._fitted()[2].threshold)
+        return self.state().threshold
 
     def set_alpha(self, alpha: float) -> None:
         """Weigh the reconstruction term by `alpha` and recalibrate the threshold on the calibration rows."""
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"alpha must be in [0, 1], got {alpha}")
-        assert self.calibration_terms_ is not None
-        scorer = self._fitted()[2]
-        self._calibrate(scorer, self.calibration_terms_, alpha, self.threshold_fpr_, self.calibration_runs_)
+        state = self.state()
+        self._calibrate(state.calibration_terms, alpha, state.threshold_fpr, state.calibration_runs)
 
-    def _calibrate(
-        self, scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float, runs: tuple[int, ...]
-    ) -> float:
-        """Set alpha and the threshold from calibration terms, in `runs` of consecutive samples.
+    def _calibrate(self, terms: np.ndarray, alpha: float, fpr: float, runs: tuple[int, ...]) -> float:
+        """Set alpha and the threshold from calibration terms, in `runs` of consecutive samples; returns it.
 
         On error, nothing changes.
         """
-        scores = _mixed(terms, alpha, scorer.combine)
-        if self.config.score.threshold_method == "conformal":
-            threshold = conformal_threshold(scores, fpr)
-        else:
-            threshold = gaussian_tail_threshold(scores, fpr)
-        scorer.alpha.fill_(alpha)
-        scorer.threshold.fill_(threshold)
-        self.calibration_terms_, self.calibration_scores_, self.threshold_fpr_ = terms, np.sort(scores), fpr
-        self.calibration_runs_ = runs
-        return threshold
+        state = self.state()
+        scorer = calibrate(state.scorer, terms, alpha, fpr, self.config.score.threshold_method)
+        self._state = replace(
+            state, scorer=scorer, calibration_terms=terms, calibration_runs=runs, threshold_fpr=fpr
+        )
+        return self._state.threshold
 
     def fpr_interval(self, confidence: float = 0.95) -> tuple[float, float]:
         """Where the false-positive rate of `threshold_` on new normal rows lies, with this confidence.
@@ -306,10 +355,9 @@ class VAEDetector:
         For a Gaussian-tail threshold it is the interval of the largest calibration score not above the
         threshold, which bounds its FPR from above (from below if the threshold is under every score).
         """
-        threshold = self.threshold_  # the value predictions compare with
-        assert self.calibration_scores_ is not None
-        n = self.calibration_scores_.size
-        rank = int(np.searchsorted(self.calibration_scores_, threshold, side="right"))  # scores not flagged
+        state = self.state()
+        n = state.calibration_scores.size
+        rank = int(np.searchsorted(state.calibration_scores, state.threshold, side="right"))  # not flagged
         return realized_fpr_interval(n, min(max(rank, 1), n), confidence)
 
     def smoothed_threshold(self, beta: float) -> float:
@@ -319,12 +367,12 @@ class VAEDetector:
         `Segments`, so it suits detectors calibrated on a time-ordered series (window > 1).
         beta = 0 gives `threshold_`.
         """
-        assert self.calibration_terms_ is not None
+        state = self.state()
         if not beta:
-            return self.threshold_
-        scores = _mixed(self.calibration_terms_, self.alpha_, self.config.score.combine)
-        runs = np.split(scores, np.cumsum(self.calibration_runs_)[:-1])
-        return conformal_threshold(np.concatenate([ema(run, beta) for run in runs]), self.threshold_fpr_)
+            return state.threshold
+        scores = mixed_scores(state.calibration_terms, state.alpha, state.scorer.combine)
+        runs = np.split(scores, np.cumsum(state.calibration_runs)[:-1])
+        return conformal_threshold(np.concatenate([ema(run, beta) for run in runs]), state.threshold_fpr)
 
     def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
         """Recalibrate the threshold (and p-values) on other normal rows, without retraining; returns it.
@@ -334,22 +382,21 @@ class VAEDetector:
         """
         fpr = self.config.target_fpr if fpr is None else fpr
         runs = window_counts(parts_of(X_normal), self.config.window)
-        return self._calibrate(self._fitted()[2], self._terms(X_normal), self.alpha_, fpr, runs)
+        return self._calibrate(self._terms(X_normal), self.alpha_, fpr, runs)
 
     def tune_alpha(self, X_anomalies: Any) -> float:
         """Choose alpha on known anomalies against the held-out normals (never trains on them); returns it."""
-        assert self.calibration_terms_ is not None
         alpha = tune_alpha(self.calibration_terms_, self._terms(X_anomalies), self.config.score.combine)
         self.set_alpha(alpha)
         return alpha
 
     def predict(self, X: Any) -> Prediction:
         """Scores, flags (score > threshold), conformal p-values and the threshold."""
+        state = self.state()
         scores = self.score(X)
-        assert self.calibration_scores_ is not None
-        threshold = self.threshold_
+        threshold = state.threshold
         return Prediction(
-            scores, scores > threshold, threshold, conformal_pvalues(self.calibration_scores_, scores)
+            scores, scores > threshold, threshold, conformal_pvalues(state.calibration_scores, scores)
         )
 
     def export(self, path: str | Path, fmt: str, X_check: Any, tolerance: float = 1e-5) -> ExportReport:
@@ -360,21 +407,22 @@ class VAEDetector:
         """
         if fmt not in SUFFIX:
             raise InputError(f"unknown export format {fmt!r}; choose one of {sorted(SUFFIX)}")
-        return export_detector(self, path, fmt, X_check, tolerance)  # type: ignore[arg-type]
+        return export_state(self.state(), path, fmt, X_check, tolerance)  # type: ignore[arg-type]
 
     # --------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
         """Write the detector to a folder (config JSON + safetensors; no pickle). Returns the folder."""
-        return persistence.save_detector(self, Path(path))
+        return save_state(self.config, self.state(), Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> VAEDetector:
-        """Load a detector saved by `save`, on the CPU whatever device trained it.
+    def load(cls, path: str | Path) -> Self:
+        """Load a detector saved by `save`, on the CPU whatever device trained it, with its saved threshold.
 
         Raises:
-            ModelFileError: missing, corrupt or incompatible files.
+            ModelFileError: missing, corrupt or incompatible files, or a saved threshold that this version's
+                calibration would compute differently from the saved calibration terms.
         """
-        return persistence.load_detector(cls, Path(path))
+        return cls.from_state(*load_state(Path(path)))
 
 
 def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: int) -> np.ndarray:
@@ -406,12 +454,6 @@ def _cut(parts: list[np.ndarray], at: int) -> tuple[list[np.ndarray], list[np.nd
             after.append(part[at - start :])
         start = end
     return before, after
-
-
-def _mixed(terms: np.ndarray, alpha: float, combine: str) -> np.ndarray:
-    """Scores (float64) of normalized (reconstruction, latent) terms."""
-    t = torch.as_tensor(terms)
-    return mix_terms(t[:, 0], t[:, 1], alpha, combine).double().numpy()
 
 
 def _column_names(X: Any) -> tuple[str, ...] | None:

@@ -1,11 +1,11 @@
-"""Export a fitted detector to ONNX or TorchScript, with a parity check against the detector itself.
+"""Export a fitted detector's state to ONNX or TorchScript, with a parity check against its own scorer.
 
 The exported graph takes raw rows (float32, n_samples x n_features, in the detector's column order) and
 returns the anomaly score and the flag: preprocessing, normalization, mixing and the threshold are all
 inside it. An artifact that does not score like the detector is never written.
 
 Example:
-    >>> report = export_detector(det, "model.onnx", "onnx", X_holdout)
+    >>> report = export_state(det.state(), "model.onnx", "onnx", X_holdout)
     >>> report.relative_diff <= report.tolerance
     True
 """
@@ -18,16 +18,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
 from vae.errors import ExportError
-
-if TYPE_CHECKING:
-    from vae.detector import VAEDetector
+from vae.state import FittedState
 
 Format = Literal["onnx", "torchscript"]
 SUFFIX: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -63,13 +61,13 @@ class ExportReport:
         return self.max_abs_diff / self.score_scale
 
 
-def export_detector(
-    detector: VAEDetector, path: str | Path, fmt: Format, X_check: object, tolerance: float = 1e-5
+def export_state(
+    state: FittedState, path: str | Path, fmt: Format, X_check: object, tolerance: float = 1e-5
 ) -> ExportReport:
-    """Write `detector` as ONNX or TorchScript to `path` if it scores like the detector on `X_check`.
+    """Write `state`'s scorer as ONNX or TorchScript to `path` if the artifact scores like it on `X_check`.
 
     Args:
-        detector: a fitted detector.
+        state: a fitted detector's state.
         path: the file to write; it is replaced only after the parity check passes.
         fmt: "onnx" or "torchscript".
         X_check: rows to compare scores on (holdout rows), array or DataFrame.
@@ -78,9 +76,8 @@ def export_detector(
     Raises:
         ExportError: the exporter failed, or the artifact's scores differ by more than `tolerance`.
     """
-    pre, _, scorer = detector._fitted()
-    x = pre.check(X_check)
-    module = ScoreAndFlag(copy.deepcopy(scorer)).eval()
+    x = state.preprocessor.check(X_check)
+    module = ScoreAndFlag(copy.deepcopy(state.scorer)).eval()
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +87,8 @@ def export_detector(
     except Exception as exc:  # exporters raise many types; the message names the format and cause
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{fmt} export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
-    reference = detector.score(X_check)
+    with torch.inference_mode():
+        reference = state.scorer(torch.from_numpy(x)).numpy()
     report = ExportReport(
         target,
         fmt,

@@ -1,18 +1,21 @@
-"""Save and load detectors as a folder: `detector.json` (config, contract, history) + `weights.safetensors`.
+"""Save and load a detector's config and `FittedState` as a folder: `detector.json` + `weights.safetensors`.
 
-Nothing is unpickled on load, and tensors load on the CPU whatever device trained them.
+Nothing is unpickled on load, and tensors load on the CPU whatever device trained them. The threshold is
+saved as a value and loaded as saved: if this version's calibration would compute another one from the
+saved calibration terms, the file is refused rather than served with a threshold that moved silently.
 
 Example:
-    >>> save_detector(det, Path("model"))
-    >>> det2 = load_detector(VAEDetector, Path("model"))
+    >>> save_state(det.config, det.state(), Path("model"))
+    >>> det2 = VAEDetector.from_state(*load_state(Path("model")))
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,38 +29,36 @@ from vae.model import VAE
 from vae.prefilter import PrefilterReport
 from vae.preprocessing import Preprocessor
 from vae.scoring import Scorer
+from vae.state import FittedState, calibrated_threshold, mixed_scores
 from vae.training import EpochStats
 
-if TYPE_CHECKING:
-    from vae.detector import VAEDetector
-
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # files without "threshold" (written before it was saved) still load: it is recomputed
 META_FILE, WEIGHTS_FILE = "detector.json", "weights.safetensors"
-D = TypeVar("D", bound="VAEDetector")
+THRESHOLD_RTOL = 1e-6  # saved vs recomputed threshold: float32 rounding and summation order, nothing more
 
 
-def save_detector(det: VAEDetector, folder: Path) -> Path:
-    """Write `det` to `folder` (created if needed); files are written whole, then renamed into place."""
-    pre, vae, scorer = det._fitted()
-    assert det.calibration_terms_ is not None
+def save_state(config: DetectorConfig, state: FittedState, folder: Path) -> Path:
+    """Write `config` and `state` to `folder` (created if needed); files are written whole, then renamed."""
+    pre, vae, scorer = state.preprocessor, state.vae, state.scorer
     tensors = {f"vae.{k}": v.detach().cpu().contiguous() for k, v in vae.state_dict().items()}
     tensors |= {f"scorer.{k}": v.detach().cpu().contiguous() for k, v in scorer.named_buffers()}
     tensors |= {
         "pre.mean": torch.from_numpy(pre.mean),
         "pre.scale": torch.from_numpy(pre.scale),
-        "calibration_terms": torch.from_numpy(np.ascontiguousarray(det.calibration_terms_)),
+        "calibration_terms": torch.from_numpy(np.ascontiguousarray(state.calibration_terms)),
     }
     meta = {
         "format_version": FORMAT_VERSION,
-        "config": det.config.model_dump(mode="json"),
+        "config": config.model_dump(mode="json"),
         "columns": list(pre.columns) if pre.columns else None,
         "hidden_dims": list(vae.hidden_dims),
         "latent_dim": vae.latent_dim,
-        "threshold_fpr": det.threshold_fpr_,
-        "calibration_runs": list(det.calibration_runs_),
-        "best_epoch": det.best_epoch_,
-        "history": [asdict(h) for h in det.history_],
-        "prefilter": asdict(det.prefilter_) if det.prefilter_ else None,
+        "threshold": state.threshold,
+        "threshold_fpr": state.threshold_fpr,
+        "calibration_runs": list(state.calibration_runs),
+        "best_epoch": state.best_epoch,
+        "history": [asdict(h) for h in state.history],
+        "prefilter": asdict(state.prefilter) if state.prefilter else None,
         "torch_version": torch.__version__,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,11 +73,12 @@ def _write_atomic(target: Path, write: Any) -> None:
     tmp.replace(target)
 
 
-def load_detector(cls: type[D], folder: Path) -> D:
-    """Rebuild a detector saved by `save_detector`.
+def load_state(folder: Path) -> tuple[DetectorConfig, FittedState]:
+    """The config and state saved by `save_state`.
 
     Raises:
-        ModelFileError: a file is missing, unreadable, or from an unknown format version.
+        ModelFileError: a file is missing, unreadable, inconsistent or from an unknown format version, or
+            its threshold is not the one this version's calibration computes from its calibration terms.
     """
     try:
         meta = json.loads((folder / META_FILE).read_text())
@@ -91,16 +93,24 @@ def load_detector(cls: type[D], folder: Path) -> D:
             f"this version reads {FORMAT_VERSION}"
         )
     try:
-        return _rebuild(cls, meta, tensors)
+        config, state, recomputed = _rebuild(meta, tensors)
     except (KeyError, RuntimeError, ValidationError, TypeError) as exc:
         raise ModelFileError(
             f"saved detector at {folder} is inconsistent: {str(exc).splitlines()[0]}"
         ) from None
+    if not math.isclose(state.threshold, recomputed, rel_tol=THRESHOLD_RTOL, abs_tol=1e-12):
+        raise ModelFileError(
+            f"saved detector at {folder}: threshold {state.threshold:.9g} recomputed as {recomputed:.9g} "
+            "by this version's calibration; refusing to load a threshold that would move silently"
+        )
+    return config, state
 
 
-def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> D:
+def _rebuild(
+    meta: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> tuple[DetectorConfig, FittedState, float]:
+    """The saved config and state, and the threshold this version computes from the saved terms."""
     config = DetectorConfig.model_validate(meta["config"])
-    det = cls(config)
     columns = tuple(meta["columns"]) if meta["columns"] else None
     pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns, config.window)
     m = config.model
@@ -114,14 +124,23 @@ def _rebuild(cls: type[D], meta: dict[str, Any], tensors: dict[str, torch.Tensor
     scorer = Scorer(vae, pre, config.score)
     for name, buf in scorer.named_buffers():
         buf.copy_(tensors[f"scorer.{name}"])
-    det.preprocessor_, det.vae_, det.scorer_ = pre, vae.eval(), scorer
-    det.history_ = tuple(EpochStats(**h) for h in meta["history"])
-    det.best_epoch_ = meta["best_epoch"]
-    det.prefilter_ = PrefilterReport(**meta["prefilter"]) if meta["prefilter"] else None
-    # calibration scores and threshold are derived from the saved terms, exactly as when they were set
     terms = tensors["calibration_terms"].numpy()
     runs = tuple(meta.get("calibration_runs", [len(terms)]))  # files from before runs were kept: one run
     if sum(runs) != len(terms):
         raise RuntimeError(f"calibration runs cover {sum(runs)} scores, the file holds {len(terms)}")
-    det._calibrate(scorer, terms, float(scorer.alpha), meta["threshold_fpr"], runs)
-    return det
+    fpr = meta["threshold_fpr"]
+    scores = mixed_scores(terms, float(scorer.alpha), scorer.combine)
+    recomputed = calibrated_threshold(scores, fpr, config.score.threshold_method)
+    scorer.threshold.fill_(meta.get("threshold", recomputed))  # files from before it was saved: recomputed
+    state = FittedState(
+        preprocessor=pre,
+        vae=vae.eval(),
+        scorer=scorer,
+        calibration_terms=terms,
+        calibration_runs=runs,
+        threshold_fpr=fpr,
+        history=tuple(EpochStats(**h) for h in meta["history"]),
+        best_epoch=meta["best_epoch"],
+        prefilter=PrefilterReport(**meta["prefilter"]) if meta["prefilter"] else None,
+    )
+    return config, state, float(np.float32(recomputed))

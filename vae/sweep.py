@@ -53,7 +53,7 @@ def latent_dim_sweep(X: Any, dims: Sequence[int] = (1, 2, 4, 8, 16), **options: 
     if not dims or dims[0] < 1:
         raise InputError(f"latent sizes must be positive integers, got {dims}")
     base = VAEDetector(**options)
-    train, val = base._split([as_matrix(X)])
+    train, val = base.split_holdout([as_matrix(X)])
     X_train, X_val = Segments(train), Segments(val)
     losses = []
     for d in dims:

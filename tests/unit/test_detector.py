@@ -1,11 +1,13 @@
+import dataclasses
 import json
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from vae import ModelFileError, NotFittedError, TrainingDivergedError, VAEDetector
+from vae import ModelFileError, NotFittedError, TrainingDivergedError, VAEDetector, calibration
 from vae.sweep import elbow_point, latent_dim_sweep
 
 
@@ -185,3 +187,60 @@ def test_unreachable_fpr_fails_the_fit_and_keeps_no_detector(normal_rows, fast_o
         det.fit(normal_rows)
     with pytest.raises(NotFittedError):
         det.predict(normal_rows)
+
+
+def test_the_fitted_state_is_one_frozen_object_a_detector_is_rebuilt_from(fitted, normal_rows):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        VAEDetector().state()
+    state = fitted.state()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.threshold_fpr = 0.5
+    rebuilt = VAEDetector.from_state(fitted.config, state)
+    np.testing.assert_array_equal(rebuilt.score(normal_rows), fitted.score(normal_rows))
+    assert rebuilt.threshold_ == state.threshold == fitted.threshold_
+    fitted.infer_threshold(normal_rows, fpr=0.2)  # recalibrating replaces the state, never changes it
+    assert fitted.state() is not state and fitted.threshold_ != state.threshold == rebuilt.threshold_
+    assert rebuilt.threshold_fpr_ == fitted.config.target_fpr and fitted.threshold_fpr_ == 0.2
+
+
+def test_the_loaded_threshold_is_the_saved_value_not_a_recomputation(fitted, tmp_path):
+    folder = fitted.save(tmp_path / "m")
+    meta = json.loads((folder / "detector.json").read_text())
+    assert meta["threshold"] == fitted.threshold_ == VAEDetector.load(folder).threshold_
+    # one float32 step away: within the check's tolerance, and the loaded threshold is exactly this value
+    meta["threshold"] = float(np.nextafter(np.float32(fitted.threshold_), np.float32(np.inf)))
+    (folder / "detector.json").write_text(json.dumps(meta))
+    loaded = VAEDetector.load(folder)
+    assert loaded.threshold_ == meta["threshold"] != fitted.threshold_
+    assert loaded.predict(np.zeros((1, 5), np.float32)).threshold == meta["threshold"]
+
+
+@pytest.mark.parametrize(
+    "changed_rule",
+    [
+        lambda scores, fpr: float(np.quantile(scores, 1 - fpr)),  # interpolated instead of an order statistic
+        lambda scores, fpr: float(np.sort(scores)[math.ceil((len(scores) + 1) * (1 - fpr)) - 1]) * (1 + 1e-5),
+    ],
+    ids=["interpolated-quantile", "shifted-by-1e-5"],
+)
+def test_a_threshold_this_versions_calibration_would_move_is_refused(
+    fitted, tmp_path, monkeypatch, changed_rule
+):
+    folder = fitted.save(tmp_path / "m")
+    saved = fitted.threshold_
+    monkeypatch.setattr(calibration, "conformal_threshold", changed_rule)
+    with pytest.raises(ModelFileError, match="refusing to load a threshold that would move silently") as info:
+        VAEDetector.load(folder)
+    message = str(info.value)
+    assert "\n" not in message and f"threshold {saved:.9g} recomputed as " in message
+    assert f"recomputed as {saved:.9g}" not in message
+
+
+def test_files_saved_before_the_threshold_was_kept_recompute_it(fitted, tmp_path, monkeypatch):
+    folder = fitted.save(tmp_path / "m")
+    meta = json.loads((folder / "detector.json").read_text())
+    del meta["threshold"]
+    (folder / "detector.json").write_text(json.dumps(meta))
+    assert VAEDetector.load(folder).threshold_ == fitted.threshold_
+    monkeypatch.setattr(calibration, "conformal_threshold", lambda scores, fpr: float(np.max(scores)))
+    assert VAEDetector.load(folder).threshold_ == pytest.approx(np.max(fitted.calibration_scores_), rel=1e-6)

@@ -49,7 +49,7 @@ def test_scores_equal_a_row_detector_on_the_flattened_windows(windowed, series):
 def test_calibration_uses_the_newest_steps_not_overlapping_copies(series):
     X = series[0].to_numpy()
     det = VAEDetector(window=WINDOW, epochs=1, hidden_dims=(8,), latent_dim=2, seed=3)
-    train, hold = det._split([X])
+    train, hold = det.split_holdout([X])
     assert np.array_equal(np.concatenate(train + hold), X)  # contiguous: the tail is held out
     assert len(hold[0]) >= 2 / det.config.target_fpr
 
@@ -71,7 +71,7 @@ def test_a_split_series_trains_on_windows_within_its_pieces(series):
     X = series[0]
     pieces = Segments([X.iloc[:1000], X.iloc[1010:]])
     det = VAEDetector(window=WINDOW, epochs=2, hidden_dims=(8,), latent_dim=2, seed=0).fit(pieces)
-    train, hold = det._split([X.iloc[:1000].to_numpy(), X.iloc[1010:].to_numpy()])
+    train, hold = det.split_holdout([X.iloc[:1000].to_numpy(), X.iloc[1010:].to_numpy()])
     assert [len(p) for p in train] == [1000, len(X) - 1010 - sum(map(len, hold))]
     assert det.calibration_terms_ is not None and len(det.calibration_terms_) == len(hold[0]) - WINDOW + 1
 
@@ -113,7 +113,7 @@ def test_too_short_series_and_mismatched_warm_start_are_refused(windowed, series
 
 def test_smoothed_threshold_is_the_quantile_of_the_smoothed_calibration_stream(windowed, series):
     assert windowed.smoothed_threshold(0.0) == windowed.threshold_
-    _, held_out = windowed._split([series[0].to_numpy()])
+    _, held_out = windowed.split_holdout([series[0].to_numpy()])
     calibration_scores = windowed.score(held_out[0])  # in time order
     expected = conformal_threshold(ema(calibration_scores, 0.9), windowed.threshold_fpr_)
     assert windowed.smoothed_threshold(0.9) == pytest.approx(expected, rel=1e-5)
