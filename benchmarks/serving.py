@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 from publish import publish
 
-from flows.serving.app import ARROW, arrow_body
+from flows.serving.bodies import ARROW, arrow_body
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: sentinel and mlflow live next to its python

@@ -1,7 +1,7 @@
-"""The scoring service: FastAPI over the registered champion, following the alias as it moves.
+"""The scoring service: FastAPI routes over the registered champion.
 
-Requests take the current model once and use it to the end, so a swap (a reference assignment, done by a
-background thread that polls the alias) never fails or mixes a request in flight.
+Where the rest lives: `champion.py` loads the model and follows the alias, `bodies.py` parses the bodies
+and defines the responses, `streams.py` keeps each stream's state, `metrics.py` counts for Prometheus.
 
 Example:
     >>> app = create_app(settings)     # then: uvicorn.run(app) or `sentinel serve`
@@ -10,154 +10,35 @@ Example:
 
 import contextlib
 import gc
-import logging
-import math
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
-import numpy as np
 import orjson
-import pandas as pd
-import pyarrow as pa
-import pyarrow.ipc
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import HistogramMetricFamily
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flows.adapters.connect import registry_of
-from flows.adapters.registry import LoadedVersion, Registry
+from flows.adapters.registry import LoadedVersion
+from flows.serving.bodies import (
+    BODY,
+    EXPLAIN,
+    STREAM_ID,
+    ScoreResponse,
+    StreamResponse,
+    add_explanations,
+    body_rows,
+    row_results,
+)
+from flows.serving.champion import ModelHolder
+from flows.serving.metrics import Metrics
 from flows.serving.streams import StreamBook
 from flows.settings import Settings
 from vae.errors import InputError
-
-log = logging.getLogger(__name__)
-ARROW = "application/vnd.apache.arrow.stream"  # the /score body type for Arrow IPC streams
-
-
-class ScoreRequest(BaseModel):
-    """Rows to score, in one of four layouts (exactly one): ours or MLflow's serving formats."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    records: list[dict[str, Any]] | None = Field(None, description="One object per row.")
-    columns: dict[str, list[Any]] | None = Field(None, description="Column name -> values.")
-    dataframe_split: dict[str, Any] | None = Field(None, description="MLflow: {columns, data}.")
-    dataframe_records: list[dict[str, Any]] | None = Field(None, description="MLflow: one object per row.")
-
-    def rows(self, names: Sequence[str]) -> np.ndarray | pd.DataFrame:
-        """The rows to score, for a model whose input columns are `names`.
-
-        A numeric columnar body (`columns`, `dataframe_split`) that holds every column becomes a float
-        matrix in `names` order (JSON null -> NaN), with no DataFrame on the way: the fast path. Anything
-        else becomes a DataFrame, and the detector names what is wrong with it.
-
-        Raises:
-            InputError: not exactly one layout given.
-        """
-        given = [
-            k for k in ("records", "columns", "dataframe_split", "dataframe_records") if getattr(self, k)
-        ]
-        if len(given) != 1:
-            raise InputError(
-                f"give exactly one of records, columns, dataframe_split, dataframe_records; got {given}"
-            )
-        layout = given[0]
-        if layout in ("columns", "dataframe_split"):
-            with contextlib.suppress(ValueError, TypeError):  # not numeric or not rectangular: the slow path
-                matrix, columns = self._numeric(layout)
-                position = {str(c): i for i, c in enumerate(columns)}
-                if len(position) == len(columns) == matrix.shape[1] and set(names) <= set(position):
-                    order = [position[n] for n in names]
-                    return matrix if order == list(range(len(columns))) else matrix[:, order]
-                return pd.DataFrame(matrix, columns=columns)
-        raw = self._raw_frame(layout)
-        return raw.mask(raw.isna(), np.nan).infer_objects()
-
-    def _numeric(self, layout: str) -> tuple[np.ndarray, list[Any]]:
-        """(float matrix, column names) of a columnar body; ValueError/TypeError when it is not one."""
-        if layout == "columns":
-            columns = self.columns or {}
-            matrix, names = np.asarray(list(columns.values()), dtype=np.float64).T, list(columns)
-        else:
-            split = self.dataframe_split or {}
-            matrix, names = np.asarray(split.get("data"), dtype=np.float64), list(split.get("columns") or [])
-        if matrix.ndim != 2:
-            raise ValueError("not a table")
-        return matrix, names
-
-    def _raw_frame(self, layout: str) -> pd.DataFrame:
-        if layout == "columns":
-            return pd.DataFrame(self.columns)
-        if layout == "dataframe_split":
-            split = self.dataframe_split or {}
-            return pd.DataFrame(split.get("data", []), columns=split.get("columns"))
-        return pd.DataFrame.from_records(self.records or self.dataframe_records)
-
-
-BODY = {  # the request body of /score and /stream in the OpenAPI schema: JSON layouts or an Arrow stream
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": ScoreRequest.model_json_schema()},
-            ARROW: {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-EXPLAIN = {  # /score's query parameter, read inline (see `admit`) and documented here
-    "name": "explain",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "boolean", "default": False},
-    "description": "Add each row's reconstruction term and per-feature contributions.",
-}
-STREAM_ID = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="Your series' id.")
-
-
-class RowResult(BaseModel):
-    """One row's verdict; the explanation fields only with ?explain=true."""
-
-    score: float
-    is_anomaly: bool
-    p_value: float
-    reconstruction: float | None = None
-    contributions: dict[str, float] | None = None
-
-
-class ScoreResponse(BaseModel):
-    """Which model scored, with which threshold, and the per-row results."""
-
-    model: str
-    version: str
-    threshold: float
-    results: list[RowResult]
-
-
-class StreamResult(BaseModel):
-    """One completed window of a stream: its score, the smoothed score and the flag on the smoothed score."""
-
-    step: int = Field(description="Position in the stream (from 0) of the window's last observation.")
-    score: float
-    smoothed: float
-    is_anomaly: bool
-
-
-class StreamResponse(BaseModel):
-    """Which model scored, the smoothing and its threshold, and one result per window completed."""
-
-    model: str
-    version: str
-    stream_id: str
-    window: int
-    beta: float
-    threshold: float
-    steps: int = Field(description="Observations this stream has received.")
-    results: list[StreamResult]
 
 
 class RawRoute(APIRoute):
@@ -172,43 +53,11 @@ class RawRoute(APIRoute):
         return self.endpoint  # type: ignore[no-any-return]
 
 
-class ModelHolder:
-    """The current champion; `refresh` loads a new one when the alias has moved."""
-
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.current: LoadedVersion | None = None
-        self._lock = threading.Lock()  # one load at a time; readers never wait
-
-    def refresh(self) -> bool:
-        """Follow the champion alias; returns True when a new version was swapped in."""
-        with self._lock:
-            version = self.registry.alias_version("champion")
-            if version is None or (self.current is not None and self.current.version == version):
-                return False
-            self.current = self.registry.load_version(version)  # one reference assignment: atomic
-            return True
-
-    def try_refresh(self) -> None:
-        """`refresh`, keeping the current model (and logging why) when the registry cannot be read."""
-        try:
-            self.refresh()
-        except Exception as exc:  # registry down, corrupt version: keep serving what we have
-            log.warning(
-                "champion refresh failed, still serving %s: %s", self.current and self.current.version, exc
-            )
-
-    def follow(self, every_seconds: float, stop: threading.Event) -> None:
-        """Poll the alias until `stop` is set."""
-        while not stop.wait(every_seconds):
-            self.try_refresh()
-
-
 def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI:
     """The service: /score, /stream, /health, /ready, /metadata, /metrics; OpenAPI at /openapi.json."""
     cfg = settings.serve
     holder = holder or ModelHolder(registry_of(settings))
-    metrics = _Metrics()
+    metrics = Metrics()
     streams = StreamBook(cfg.stream_beta, cfg.max_streams)
 
     @contextlib.asynccontextmanager
@@ -297,11 +146,11 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         raw = await request.body()
         started = time.perf_counter()
         with _unprocessable():
-            rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
+            rows = body_rows(raw, request, current.contract.names, cfg.max_rows)
             prediction = current.detector.predict(rows)
-            results = _rows(prediction.score, prediction.is_anomaly, prediction.p_value)
+            results = row_results(prediction.score, prediction.is_anomaly, prediction.p_value)
             if explain:
-                _explain(results, current.detector.feature_contributions(rows))
+                add_explanations(results, current.detector.feature_contributions(rows))
         metrics.observe(time.perf_counter() - started, prediction.score, prediction.is_anomaly)
         payload = {
             "model": holder.registry.model_name,
@@ -330,7 +179,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         raw = await request.body()
         started = time.perf_counter()
         with _unprocessable():
-            rows = _body_rows(raw, request, current.contract.names, cfg.max_rows)
+            rows = body_rows(raw, request, current.contract.names, cfg.max_rows)
             update = streams.advance(stream_id, current, rows)
         scores = update.scores
         metrics.observe(time.perf_counter() - started, scores.score, scores.is_anomaly)
@@ -389,123 +238,20 @@ def _flag(value: str, name: str) -> bool:
     raise HTTPException(422, f"query parameter {name} must be a boolean, got {value!r}")
 
 
-def _body_rows(
-    raw: bytes, request: Request, names: Sequence[str], max_rows: int
-) -> np.ndarray | pd.DataFrame:
-    """The rows of a /score or /stream body, JSON (any layout) or Arrow; 413 above `max_rows`.
-
-    Raises:
-        InputError: not exactly one JSON layout.
-    """
-    if request.headers.get("content-type", "").startswith(ARROW):
-        rows = _arrow_rows(raw, names)
-    else:
-        rows = _parse(raw).rows(names)  # orjson + one model_validate: cheaper than FastAPI's decoding
-    if len(rows) > max_rows:
-        raise HTTPException(413, f"{len(rows)} rows in one request; the limit is {max_rows}")
-    return rows
-
-
-def _parse(raw: bytes) -> ScoreRequest:
-    """The request body as a ScoreRequest; a 422 naming the first problem otherwise."""
+@contextlib.contextmanager
+def _unprocessable() -> Iterator[None]:
+    """Rows the model cannot take (InputError, or what numpy and pandas raise on them) as a one-line 422."""
     try:
-        return ScoreRequest.model_validate(orjson.loads(raw))
-    except orjson.JSONDecodeError as exc:
-        raise HTTPException(422, f"body is not valid JSON: {exc}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise HTTPException(422, f"{where}: {first['msg']}") from None
+        yield
+    except (InputError, ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc).splitlines()[0]) from None
 
 
-def arrow_body(rows: pd.DataFrame) -> bytes:
-    """Rows as an Arrow IPC stream, the binary /score body (send it with Content-Type ARROW)."""
-    table = pa.Table.from_pandas(rows, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _arrow_rows(raw: bytes, names: Sequence[str]) -> np.ndarray | pd.DataFrame:
-    """An Arrow IPC stream body as the rows to score (the binary alternative to a JSON body).
-
-    Every model column present and numeric: a float matrix in `names` order (nulls -> NaN). Otherwise a
-    DataFrame, whose problems the detector names. A body that is not an Arrow stream is a 422.
-    """
-    try:
-        table = pa.ipc.open_stream(raw).read_all()
-    except (pa.ArrowException, OSError) as exc:
-        raise HTTPException(422, f"body is not an Arrow IPC stream: {str(exc).splitlines()[0]}") from None
-    types = {field.name: field.type for field in table.schema}
-    numeric = all(
-        n in types and (pa.types.is_integer(types[n]) or pa.types.is_floating(types[n])) for n in names
-    )
-    if not numeric or len(types) != table.num_columns:  # a missing or non-numeric column, duplicate names
-        return table.to_pandas()
-    return np.column_stack([table.column(n).to_numpy(zero_copy_only=False).astype(np.float64) for n in names])
-
-
-def _rows(score: np.ndarray, flag: np.ndarray, p_value: np.ndarray) -> list[dict[str, Any]]:
-    """One result object per row (RowResult's fields), built from the arrays in one pass."""
-    return [
-        {"score": s, "is_anomaly": a, "p_value": p}
-        for s, a, p in zip(score.tolist(), flag.tolist(), p_value.tolist(), strict=True)
-    ]
-
-
-def _explain(rows: list[dict[str, Any]], contributions: pd.DataFrame) -> None:
-    """Add each row's reconstruction term and per-feature contributions."""
-    names = [str(c) for c in contributions.columns]
-    for row, parts in zip(rows, contributions.to_numpy().tolist(), strict=True):
-        row["reconstruction"] = sum(parts)
-        row["contributions"] = dict(zip(names, parts, strict=True))
-
-
-class _ScoreHistogram:
-    """A Prometheus histogram of scores filled a request at a time (one numpy pass, not one call per row)."""
-
-    BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, math.inf)
-
-    def __init__(self) -> None:
-        self.counts = np.zeros(len(self.BUCKETS), dtype=np.int64)
-        self.total = 0.0
-        self.lock = threading.Lock()
-
-    def observe(self, scores: np.ndarray) -> None:
-        per_bucket = np.bincount(np.searchsorted(self.BUCKETS, scores), minlength=len(self.BUCKETS))
-        with self.lock:
-            self.counts += per_bucket[: len(self.BUCKETS)]
-            self.total += float(scores.sum())
-
-    def collect(self) -> list[HistogramMetricFamily]:
-        with self.lock:
-            cumulative = np.cumsum(self.counts).tolist()
-            total = self.total
-        buckets = [
-            (str(b) if b != math.inf else "+Inf", c) for b, c in zip(self.BUCKETS, cumulative, strict=True)
-        ]
-        return [HistogramMetricFamily("sentinel_score", "Anomaly scores.", buckets=buckets, sum_value=total)]
-
-
-class _Metrics:
-    """Prometheus collectors of one app (its own registry, so several apps can live in one process)."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("sentinel_score_requests", "Scoring requests served.", registry=self.registry)
-        self.rows = Counter("sentinel_scored_rows", "Rows scored.", registry=self.registry)
-        self.alerts = Counter("sentinel_alerts", "Rows flagged as anomalies.", registry=self.registry)
-        self.latency = Histogram(
-            "sentinel_score_latency_seconds", "Time to score one request.", registry=self.registry
-        )
-        self.scores = _ScoreHistogram()
-        self.registry.register(self.scores)  # type: ignore[arg-type]
-
-    def observe(self, seconds: float, scores: np.ndarray, flags: np.ndarray) -> None:
-        """Count one request: its latency, rows, alerts and scores."""
-        self.requests.inc()
-        self.latency.observe(seconds)
-        self.rows.inc(len(scores))
-        self.alerts.inc(int(flags.sum()))
-        self.scores.observe(scores)
+def _flag(value: str, name: str) -> bool:
+    """A boolean query parameter, spelled as FastAPI accepts them; a 422 otherwise."""
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise HTTPException(422, f"query parameter {name} must be a boolean, got {value!r}")

@@ -15,7 +15,8 @@ from flows.adapters.connect import registry_of
 from flows.adapters.lake import Lake, open_store
 from flows.console.demo import demo_data, seed_lake
 from flows.jobs.retrain import retrain
-from flows.serving.app import ARROW, arrow_body, create_app
+from flows.serving.app import create_app
+from flows.serving.bodies import ARROW, arrow_body
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]

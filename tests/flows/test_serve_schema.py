@@ -8,7 +8,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from flows.adapters.registry import LoadedVersion, Registry
-from flows.serving.app import ModelHolder, create_app
+from flows.serving.app import create_app
+from flows.serving.champion import ModelHolder
 from flows.settings import Settings
 from vae import VAEDetector
 from validation.contracts import DataContract

@@ -18,7 +18,8 @@ from flows.jobs.candidate import TrainingData
 from flows.jobs.monitor import monitor
 from flows.jobs.retrain import retrain
 from flows.jobs.score import score_day
-from flows.serving.app import ARROW, arrow_body, create_app
+from flows.serving.app import create_app
+from flows.serving.bodies import ARROW, arrow_body
 from flows.serving.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 from vae import VAEDetector, ema
