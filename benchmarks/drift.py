@@ -4,9 +4,9 @@ Three measurements, ours and the peers on the same rows in the same run:
 
 1. Speed on a 1M-row x 20-column window (issue target: the monitor checks it in at most 10 s here). The
    reference (20k rows) and the window are bootstrap resamples of cardio's normal rows (its first 20
-   features) plus Gaussian jitter of 0.01 column standard deviations, fixed seed. "The monitor" is what
-   flows/jobs/monitor.py does: `sample_rows` of the window, `predict` of a VAEDetector fitted on the reference,
-   `assess_drift` (feature drift, score drift, alert volume). Peers, on the full window:
+   features) plus Gaussian jitter of 0.01 column standard deviations, fixed seed. "The monitor" is
+   what flows/jobs/monitor.py does: `sample_rows` of the window, `predict` of a VAEDetector fitted on the
+   reference, `assess_drift` (feature drift, score drift, alert volume). Peers, on the full window:
    `Report([DataDriftPreset()])` (default) and `DataDriftPreset(num_method="ks")`. Each method runs
    once in a fresh process; its peak RSS delta is the peak resident memory during the call minus the
    resident memory just before it (Linux /proc: VmHWM reset through clear_refs, then read back).
@@ -61,8 +61,8 @@ from evidently.metrics import ValueDrift  # noqa: E402
 from evidently.presets import DataDriftPreset  # noqa: E402
 from publish import publish  # noqa: E402
 
-from vae.datasets import find_shipped, load_npz  # noqa: E402
 from vae import VAEDetector  # noqa: E402
+from vae.datasets import find_shipped, load_npz  # noqa: E402
 from validation.drift import (  # noqa: E402
     DriftPolicy,
     DriftVerdict,
