@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from vae import ModelFileError, NotFittedError, TrainingDivergedError, VAEDetector, calibration
+from vae.mixing import ALPHA_GRID, tune_alpha
+from vae.state import mixed_scores
 from vae.sweep import elbow_point, latent_dim_sweep
 
 
@@ -111,12 +113,32 @@ def test_diverging_loss_raises_and_yields_no_detector(normal_rows):
         det.score(normal_rows)
 
 
+@pytest.mark.parametrize(("seen_by", "toward"), [(0, 1.0), (1, 0.0)])
+def test_alpha_moves_to_the_term_that_sees_the_anomalies(seen_by, toward):
+    """Anomalies that only one term separates pull alpha toward that term's end (1: reconstruction)."""
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(400, 2))
+    anomalies = rng.normal(size=(100, 2))
+    anomalies[:, seen_by] += 3.0  # the other term cannot tell them from normal rows
+    assert abs(tune_alpha(normal, anomalies, "sum") - toward) <= 0.2
+
+
 def test_shadow_anomalies_tune_alpha_and_recalibrate(normal_rows, fast_options):
     det = VAEDetector(**fast_options).fit(normal_rows)
-    before = det.threshold_
-    alpha = det.tune_alpha(normal_rows[:50] * 4)
-    assert 0.0 <= alpha <= 1.0 and det.alpha_ == alpha
-    assert alpha == 0.5 or det.threshold_ != before
+    auto = det.alpha_
+    shadow = normal_rows[:50] * 4
+    alpha = det.tune_alpha(shadow)
+    assert alpha in ALPHA_GRID and det.alpha_ == alpha
+    # the threshold was recalibrated for the new mix, at the same target
+    scores = mixed_scores(det.calibration_terms_, alpha, det.config.score.combine)
+    assert det.threshold_ == pytest.approx(calibration.conformal_threshold(scores, det.threshold_fpr_))
+    # and the tuned mix separates the shadow set at least as well as the label-free one did
+    separation = {}
+    for a in (auto, alpha):
+        det.set_alpha(a)
+        s_normal, s_shadow = det.score(normal_rows[-100:]), det.score(shadow)
+        separation[a] = (s_shadow[:, None] > s_normal[None, :]).mean()
+    assert separation[alpha] >= separation[auto]
 
 
 def test_prefilter_drops_and_reports(normal_rows, fast_options):
