@@ -16,7 +16,6 @@ from prefect.client.schemas.sorting import ArtifactSort
 from flows.adapters.connect import registry_of
 from flows.errors import RegistryError
 from flows.jobs.monitor import monitor
-from flows.jobs.retrain import retrain
 from flows.settings import Settings
 from vae.errors import SentinelError
 
@@ -40,9 +39,8 @@ def test_no_champion_is_a_clear_error(seeded):
         monitor(settings=settings)
 
 
-def test_a_clean_day_is_stable_and_a_failing_sensor_triggers_exactly_one_retrain(seeded):
-    settings, _, dates = seeded
-    assert retrain(settings=settings, as_of=dates[-4]).promoted
+def test_a_clean_day_is_stable_and_a_failing_sensor_triggers_exactly_one_retrain(champion):
+    settings, _, dates, _ = champion
 
     stable = monitor(settings=settings, as_of=dates[-3])
     assert not stable.verdict.drifted and stable.trigger is None and stable.retrain is None
@@ -70,18 +68,17 @@ def test_a_clean_day_is_stable_and_a_failing_sensor_triggers_exactly_one_retrain
     monitor_runs = _runs(settings, settings.monitor.experiment)
     assert [r.data.tags["retrain_triggered"] for r in monitor_runs].count("true") == 1
     client = MlflowClient(settings.tracking_uri())
-    champion = client.get_model_version_by_alias(settings.registry.model_name, "champion")
+    current = client.get_model_version_by_alias(settings.registry.model_name, "champion")
     tags = client.get_model_version(settings.registry.model_name, drifted.version).tags
     assert tags["monitor.run_id"] == again.run_id and tags["monitor.verdict"] == "drift"
     artifacts = {a.path for a in client.list_artifacts(again.run_id, "report")}
     assert artifacts == {"report/features.html", "report/summary.json", "report/scores.png"}
     # drift alone promotes nothing: the triggered retrain's gates decided
-    assert str(champion.version) == ("2" if drifted.retrain.endswith("promoted") else "1")
+    assert str(current.version) == ("2" if drifted.retrain.endswith("promoted") else "1")
 
 
-def test_triggering_can_be_off_and_the_cap_holds(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_triggering_can_be_off_and_the_cap_holds(champion):
+    settings, _, dates, _ = champion
     off = monitor(settings=_with_trigger(settings, enabled=False), as_of=dates[-2])
     assert off.verdict.drifted and not off.trigger.allowed and "off" in off.trigger.reason
     capped = _with_trigger(settings, cooldown_hours=0, max_per_period=1)
@@ -90,9 +87,8 @@ def test_triggering_can_be_off_and_the_cap_holds(seeded):
     assert first.trigger.allowed and not second.trigger.allowed and second.trigger.reason.startswith("cap")
 
 
-def test_the_verdict_is_published_as_a_prefect_artifact(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_the_verdict_is_published_as_a_prefect_artifact(champion):
+    settings, _, dates, _ = champion
     outcome = monitor(settings=settings, as_of=dates[-3])
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
@@ -104,9 +100,8 @@ def test_the_verdict_is_published_as_a_prefect_artifact(seeded):
     assert "**stable**" in found[0].data and str(outcome.report_dir) in found[0].data
 
 
-def test_a_window_the_champion_cannot_score_is_a_clear_error_and_logs_nothing(seeded):
-    settings, lake, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_a_window_the_champion_cannot_score_is_a_clear_error_and_logs_nothing(champion):
+    settings, lake, dates, _ = champion
     day = lake.read_window("mammography", dates[-1], 1).filter(like="s0").drop(columns=["s03"])
     lake.write_day("mammography", dates[-1] + timedelta(days=1), day)
     with pytest.raises(SentinelError, match="s03"):
@@ -114,9 +109,8 @@ def test_a_window_the_champion_cannot_score_is_a_clear_error_and_logs_nothing(se
     assert _runs(settings, settings.monitor.experiment) == []
 
 
-def test_a_version_without_a_reference_is_a_clear_error(seeded):
-    settings, _, dates = seeded
-    outcome = retrain(settings=settings, as_of=dates[-4])
+def test_a_version_without_a_reference_is_a_clear_error(champion):
+    settings, _, dates, outcome = champion
     client = MlflowClient(settings.tracking_uri())
     reference = Path(client.get_run(outcome.run_id).info.artifact_uri.removeprefix("file://")) / "reference"
     shutil.rmtree(reference)

@@ -84,9 +84,8 @@ def test_first_run_promotes_and_logs_everything(seeded):
     assert registry.champion().contract.names == tuple(f"s{i:02d}" for i in range(1, 7))
 
 
-def test_warm_start_really_starts_from_the_champion_weights(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_warm_start_really_starts_from_the_champion_weights(champion):
+    settings, _, dates, _ = champion
     train = settings.detector.train.model_copy(update={"lr": 1e-12})  # training cannot move the weights
     frozen = settings.model_copy(update={"detector": settings.detector.model_copy(update={"train": train})})
     outcome = retrain(settings=frozen, as_of=dates[-3])
@@ -97,9 +96,8 @@ def test_warm_start_really_starts_from_the_champion_weights(seeded):
     assert all(torch.allclose(w1[k], w2[k], atol=1e-6) for k in w1)
 
 
-def test_changed_model_settings_give_a_recorded_cold_start(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_changed_model_settings_give_a_recorded_cold_start(champion):
+    settings, _, dates, _ = champion
     model = settings.detector.model.model_copy(update={"latent_dim": 3})
     other = settings.model_copy(update={"detector": settings.detector.model_copy(update={"model": model})})
     outcome = retrain(settings=other, as_of=dates[-3])
@@ -107,9 +105,8 @@ def test_changed_model_settings_give_a_recorded_cold_start(seeded):
     assert registry_of(settings).load_version(outcome.version).detector.vae_.latent_dim == 3
 
 
-def test_a_refused_candidate_leaves_the_champion_and_is_tagged(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_a_refused_candidate_leaves_the_champion_and_is_tagged(champion):
+    settings, _, dates, _ = champion
     strict = with_gates(settings, alert_rate_lower=3.0, alert_rate_upper=4.0)
     outcome = retrain(settings=strict, as_of=dates[-3])
     assert not outcome.promoted and any("alert rate" in r for r in outcome.decision.reasons)
@@ -119,9 +116,8 @@ def test_a_refused_candidate_leaves_the_champion_and_is_tagged(seeded):
     assert tags["gate.alert_rate"] == "fail" and tags["promoted"] == "false"
 
 
-def test_failing_rows_are_quarantined_and_raw_data_is_untouched(seeded):
-    settings, lake, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_failing_rows_are_quarantined_and_raw_data_is_untouched(champion):
+    settings, lake, dates, _ = champion
     before = _raw_digest(settings)
     outcome = retrain(settings=settings, as_of=dates[-1])  # the window holds the failing-sensor day
     assert outcome.rows["quarantined"] > 0
@@ -134,9 +130,8 @@ def test_failing_rows_are_quarantined_and_raw_data_is_untouched(seeded):
     assert _raw_digest(settings) == before
 
 
-def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_a_stale_window_stops_before_training_and_registers_nothing(champion):
+    settings, _, dates, _ = champion
     before = _raw_digest(settings)
     with pytest.raises(ValidationFailedError, match="freshness") as info:
         retrain(settings=settings, as_of=TODAY + timedelta(days=5), window_days=14)
@@ -147,9 +142,8 @@ def test_a_stale_window_stops_before_training_and_registers_nothing(seeded):
     assert list((settings.home / "reports" / "mammography").glob("*/validation.json"))
 
 
-def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
-    settings, _, dates = seeded
-    first = retrain(settings=settings, as_of=dates[-4])
+def test_status_rollback_and_compare_and_set(champion, monkeypatch):
+    settings, _, dates, first = champion
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
     second = retrain(settings=lenient, as_of=dates[-3])
     assert second.promoted
@@ -208,9 +202,8 @@ def test_status_rollback_and_compare_and_set(seeded, monkeypatch):
     ]
 
 
-def test_a_champion_that_changes_mid_run_is_not_overwritten(seeded, monkeypatch):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_a_champion_that_changes_mid_run_is_not_overwritten(champion, monkeypatch):
+    settings, _, dates, _ = champion
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
     retrain(settings=lenient, as_of=dates[-3])
     registry = registry_of(settings)
@@ -234,9 +227,8 @@ def second_threshold(registry, run_id: str) -> float:
     return registry.client.get_run(run_id).data.metrics["candidate_threshold"]
 
 
-def test_champion_loads_as_pyfunc_in_a_fresh_process(seeded):
-    settings, lake, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_champion_loads_as_pyfunc_in_a_fresh_process(champion):
+    settings, lake, dates, _ = champion
     rows = lake.read_table(f"mammography/date={dates[-1].isoformat()}/part-0.parquet").head(50)
     rows.to_parquet(settings.home / "rows.parquet")
     code = (
@@ -245,7 +237,9 @@ def test_champion_loads_as_pyfunc_in_a_fresh_process(seeded):
         f"out = m.predict(pd.read_parquet(r'{settings.home / 'rows.parquet'}').astype('float64'))\n"
         "print(out.to_json(orient='split'))\n"
     )
-    env = {**os.environ, "MLFLOW_TRACKING_URI": settings.tracking_uri()}
+    # mlflow.set_registry_uri also exports MLFLOW_REGISTRY_URI: the last registry this process used
+    uri = settings.tracking_uri()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])

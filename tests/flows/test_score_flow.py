@@ -13,11 +13,14 @@ from vae import SentinelError
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 
 
-def test_scores_and_alerts_are_written_and_retrain_excludes_the_alerts(seeded):
-    settings, lake, dates = seeded
+def test_scoring_before_the_first_champion_is_a_clear_error(seeded):
+    settings, _, dates = seeded
     with pytest.raises(SentinelError, match="no champion yet"):
         score(settings=settings, dataset="mammography", day=dates[-3])
-    retrain(settings=settings, as_of=dates[-4])
+
+
+def test_scores_and_alerts_are_written_and_retrain_excludes_the_alerts(champion):
+    settings, lake, dates, _ = champion
     small = settings.model_copy(update={"score_chunk_rows": 300})  # several chunks in parallel threads
     outcome = score(settings=small, dataset="mammography", day=dates[-3])
 
@@ -37,11 +40,10 @@ def test_scores_and_alerts_are_written_and_retrain_excludes_the_alerts(seeded):
     assert later.rows["alerted_dropped"] == outcome.n_alerts
 
 
-def test_chunks_can_be_scored_on_a_dask_cluster(seeded):
+def test_chunks_can_be_scored_on_a_dask_cluster(champion):
     from distributed import LocalCluster
 
-    settings, lake, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+    settings, lake, dates, _ = champion
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
         on_dask = settings.model_copy(
             update={"score_chunk_rows": 300, "dask_address": cluster.scheduler_address}
@@ -55,9 +57,8 @@ def test_chunks_can_be_scored_on_a_dask_cluster(seeded):
     assert (scores["is_anomaly"].to_numpy() == expected.is_anomaly).all() and outcome.n_rows == len(day_rows)
 
 
-def test_an_unreachable_dask_scheduler_is_a_clear_error(seeded):
-    settings, _, dates = seeded
-    retrain(settings=settings, as_of=dates[-4])
+def test_an_unreachable_dask_scheduler_is_a_clear_error(champion):
+    settings, _, dates, _ = champion
     nowhere = settings.model_copy(update={"dask_address": "tcp://127.0.0.1:9"})
     failed = r"batch scoring on Dask at tcp://127.0.0.1:9 failed"
     quick = {"distributed.comm.timeouts.connect": "2s"}  # the default 30 s wait says nothing more
