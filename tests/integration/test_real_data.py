@@ -38,5 +38,9 @@ def test_hybrid_beats_each_term_alone(cardio_run):
 def test_calibrated_fpr_on_unseen_normal_rows(cardio_run):
     det, X_test, y_test = cardio_run
     flags = det.predict(X_test[y_test == 0]).is_anomaly
-    assert 0.0 <= flags.mean() <= 0.03  # target 1% on 828 unseen normal rows
+    # target 1% on 828 unseen normal rows (6 flagged now); the realized FPR of a threshold calibrated on
+    # 199 rows lies in the detector's own 99% interval, about 0.05%-3.7%: a threshold above every normal
+    # score (nothing flagged) fails the lower bound
+    low, _ = det.fpr_interval(0.99)
+    assert flags.sum() >= 1 and low <= flags.mean() <= 0.03
     assert np.isfinite(det.threshold_)
