@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -63,9 +64,11 @@ class Plan:
     batch_warmup: int = 10
     batch_requests: int = 200  # 40 requests: the rows/s ratio moved by 1.0 between runs
     rounds: int = 10  # the measured requests are split into rounds that alternate between the servers
+    big_rows: int = 100_000  # one /score of serve.max_rows rows (the default), while /health is polled
+    big_requests: int = 5
 
 
-QUICK = Plan(single_warmup=3, single_requests=20, batch_warmup=1, batch_requests=4, rounds=2)
+QUICK = Plan(single_warmup=3, single_requests=20, batch_warmup=1, batch_requests=4, rounds=2, big_requests=1)
 
 
 @dataclass(frozen=True)
@@ -325,6 +328,42 @@ def measure_servers(pair: tuple[Server, Server], rows: pd.DataFrame, plan: Plan)
     return out
 
 
+def measure_health_under_load(server: Server, rows: pd.DataFrame, plan: Plan) -> dict[str, Any]:
+    """/health latency on our server while one big /score is in flight (issue 14), `big_requests` times.
+
+    One thread sends the big request; this one polls /health on a second connection until it is answered.
+    """
+    big = split_body(rows.iloc[np.arange(plan.big_rows) % len(rows)])
+    headers = {"Content-Type": "application/json"}
+    big_s: list[float] = []
+    health_ms: list[float] = []
+    worst_ms: list[float] = []
+    with (
+        httpx.Client(base_url=server.base_url, headers=headers, timeout=120.0) as heavy,
+        httpx.Client(base_url=server.base_url, timeout=120.0) as light,
+        ThreadPoolExecutor(1) as senders,
+    ):
+        timed_posts(heavy, server.score_path, [big])  # warm-up
+        for _ in range(plan.big_requests):
+            sender = senders.submit(timed_posts, heavy, server.score_path, [big])
+            polls = []
+            while not sender.done():
+                started = time.perf_counter()
+                light.get("/health").raise_for_status()
+                polls.append((time.perf_counter() - started) * 1e3)
+                time.sleep(0.002)
+            big_s += sender.result()
+            health_ms += polls
+            worst_ms.append(max(polls, default=float("nan")))
+    return {
+        "big_rows": plan.big_rows,
+        "big_request_ms_median": float(np.median(big_s) * 1e3),
+        "health_polls": len(health_ms),
+        "health_p50_ms": float(np.percentile(health_ms, 50)),
+        "health_max_ms_median": float(np.median(worst_ms)),
+    }
+
+
 def measure_batch_flow(demo_home: Path, threads: int | None) -> dict[str, Any]:
     """The batch `score` flow against the champion detector in this process, on the same rows.
 
@@ -445,6 +484,16 @@ def report(result: dict[str, Any], plan: Plan) -> str:
         f"Parity: largest |score difference| between the two servers on one {plan.batch_rows}-row "
         f"request: {result['max_abs_score_diff']:.3g}.",
     ]
+    under = result.get("health_under_load")
+    if under:
+        lines += [
+            "",
+            f"Ours under load (issue 14): GET /health polled on a second connection while one "
+            f"{under['big_rows']:,}-row /score is in flight ({plan.big_requests} times; the big request "
+            f"takes {under['big_request_ms_median']:.0f} ms, median): /health p50 "
+            f"{under['health_p50_ms']:.1f} ms over {under['health_polls']} polls, slowest per big request "
+            f"{under['health_max_ms_median']:.1f} ms (median).",
+        ]
     flow = result.get("batch_flow")
     if flow:
         lines += [
@@ -500,6 +549,7 @@ def main() -> None:
             result["wait_quiet"], result["quiet"] = args.wait_quiet, wait_quiet(args.wait_quiet)
         result["load_before"] = os.getloadavg()
         result.update(measure_servers(pair, rows, plan))
+        result["health_under_load"] = measure_health_under_load(pair[0], rows, plan)
     if not args.skip_batch:
         result["batch_flow"] = measure_batch_flow(demo_home, args.torch_threads)
     result["load_after"] = os.getloadavg()

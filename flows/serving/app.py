@@ -1,5 +1,8 @@
 """The scoring service: FastAPI routes over the registered champion.
 
+Parsing and scoring run in worker threads (one per core), so a large request never stalls the event loop:
+/health, /ready and small requests keep answering while it is scored.
+
 Where the rest lives: `champion.py` loads the model and follows the alias, `bodies.py` parses the bodies
 and defines the responses, `streams.py` keeps each stream's state, `metrics.py` counts for Prometheus.
 
@@ -10,12 +13,15 @@ Example:
 
 import contextlib
 import gc
+import os
 import secrets
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute
@@ -59,6 +65,11 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     holder = holder or ModelHolder(registry_of(settings))
     metrics = Metrics()
     streams = StreamBook(cfg.stream_beta, cfg.max_streams)
+    workers = anyio.CapacityLimiter(os.cpu_count() or 1)  # scoring threads: one per core
+
+    async def off_loop(work: Callable[..., Response], *args: Any) -> Response:
+        """`work(*args)` in a worker thread: the event loop keeps answering other requests meanwhile."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -144,6 +155,10 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         current = admit(request)
         explain = _flag(request.query_params.get("explain", "false"), "explain")
         raw = await request.body()
+        return await off_loop(scored, raw, request, current, explain)
+
+    def scored(raw: bytes, request: Request, current: LoadedVersion, explain: bool) -> Response:
+        """/score's work past the checks: parse, predict, count, answer."""
         started = time.perf_counter()
         with _unprocessable():
             rows = body_rows(raw, request, current.contract.names, cfg.max_rows)
@@ -177,6 +192,10 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         """
         current = admit(request)
         raw = await request.body()
+        return await off_loop(streamed, raw, request, current, stream_id)
+
+    def streamed(raw: bytes, request: Request, current: LoadedVersion, stream_id: str) -> Response:
+        """/stream's work past the checks: parse, advance the stream (in its turn), count, answer."""
         started = time.perf_counter()
         with _unprocessable():
             rows = body_rows(raw, request, current.contract.names, cfg.max_rows)

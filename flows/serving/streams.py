@@ -1,5 +1,8 @@
 """The scoring service's stream states: one `vae.StreamState` per stream id, bounded and thread-safe.
 
+Calls for one stream take turns (one lock per stream id, held while its rows are scored), so a stream's
+observations stay in order; calls for different streams run at the same time.
+
 A stream remembers which model version scored it. When the champion moves, the stream keeps the buffered
 observations the new model can use and restarts its smoothing (the new model's scores have another scale).
 
@@ -12,7 +15,9 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from flows.adapters.registry import LoadedVersion
@@ -28,6 +33,14 @@ class StreamUpdate:
     state: StreamState
 
 
+@dataclass
+class _Turn:
+    """One stream's lock and the number of calls holding or waiting for it (the lock goes at zero)."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
 class StreamBook:
     """Stream id -> (model version, state); the least recently used stream is dropped beyond `max_streams`."""
 
@@ -35,7 +48,8 @@ class StreamBook:
         self.beta, self.max_streams = beta, max_streams
         self._states: OrderedDict[str, tuple[str, StreamState]] = OrderedDict()
         self._thresholds: dict[str, float] = {}  # version -> threshold of smoothed scores
-        self._lock = threading.Lock()
+        self._turns: dict[str, _Turn] = {}  # stream id -> its lock, only while calls for it are in flight
+        self._lock = threading.Lock()  # guards the three dicts, never held while scoring
 
     def advance(self, stream_id: str, model: LoadedVersion, observations: Any) -> StreamUpdate:
         """Score `observations` as the next rows of the stream; on an error the stream is left as it was.
@@ -44,21 +58,40 @@ class StreamBook:
             InputError: rows the model cannot take.
         """
         detector = model.detector
-        with self._lock:
-            version, state = self._states.get(stream_id, (model.version, StreamState()))
+        with self._turn(stream_id):
+            with self._lock:
+                version, state = self._states.get(stream_id, (model.version, StreamState()))
+                threshold = self._thresholds.get(model.version)
             if version != model.version:
                 state = state.rebase(detector)
-            if model.version not in self._thresholds:
-                self._thresholds[model.version] = detector.smoothed_threshold(self.beta)
-            threshold = self._thresholds[model.version]
+            if threshold is None:
+                threshold = detector.smoothed_threshold(self.beta)
+                with self._lock:
+                    self._thresholds[model.version] = threshold
             state, scores = advance(detector, state, observations, self.beta, threshold)
-            self._states[stream_id] = (model.version, state)
-            self._states.move_to_end(stream_id)
-            while len(self._states) > self.max_streams:
-                self._states.popitem(last=False)
+            with self._lock:
+                self._states[stream_id] = (model.version, state)
+                self._states.move_to_end(stream_id)
+                while len(self._states) > self.max_streams:
+                    self._states.popitem(last=False)
         return StreamUpdate(scores, threshold, state)
 
     def forget(self, stream_id: str) -> bool:
-        """Drop a stream's state; False when there was none."""
-        with self._lock:
+        """Drop a stream's state (after the calls for it already in flight); False when there was none."""
+        with self._turn(stream_id), self._lock:
             return self._states.pop(stream_id, None) is not None
+
+    @contextmanager
+    def _turn(self, stream_id: str) -> Iterator[None]:
+        """Hold the stream's lock: calls for one stream run one at a time."""
+        with self._lock:
+            turn = self._turns.setdefault(stream_id, _Turn())
+            turn.users += 1
+        try:
+            with turn.lock:
+                yield
+        finally:
+            with self._lock:
+                turn.users -= 1
+                if turn.users == 0:
+                    del self._turns[stream_id]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import numpy as np
@@ -17,10 +20,46 @@ from flows.console.demo import demo_data, seed_lake
 from flows.jobs.retrain import retrain
 from flows.serving.app import create_app
 from flows.serving.bodies import ARROW, arrow_body
+from flows.serving.champion import ModelHolder
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 TOKEN = "s3cret"
+
+
+class Gate:
+    """A detector whose first call of `method` waits for `release`: a request that takes as long as we like.
+
+    `entered` is set once that call has started, so the test knows the request is being scored.
+    """
+
+    def __init__(self, detector: Any, method: str) -> None:
+        self._detector, self._method = detector, method
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._detector, name)
+        if name != self._method:
+            return attr
+
+        def gated(*args: Any, **kwargs: Any) -> Any:
+            if not self.entered.is_set():
+                self.entered.set()
+                self.release.wait(60)
+            return attr(*args, **kwargs)
+
+        return gated
+
+
+def gated_app(settings, method: str) -> tuple[Any, Gate]:
+    """The service over the current champion wrapped in a Gate on `method` (the alias must not move)."""
+    registry = registry_of(settings)
+    champion = registry.champion()
+    assert champion is not None
+    gate = Gate(champion.detector, method)
+    holder = ModelHolder(registry)
+    holder.current = dataclasses.replace(champion, detector=gate)
+    return create_app(settings, holder), gate
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +96,23 @@ def test_health_ready_and_metadata(stack):
     assert meta["version"] == "1" and meta["columns"] == list(rows.columns) and meta["target_fpr"] == 0.01
     low, high = meta["fpr_interval_95"]
     assert low < 0.01 < high
+
+
+def test_health_and_ready_answer_while_a_request_is_being_scored(stack):
+    settings, rows, _ = stack
+    app, gate = gated_app(settings, "predict")
+    with running(app, TOKEN) as client, ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(
+            client.post, "/score", json={"records": rows.head(5).to_dict("records")}, timeout=90
+        )
+        assert gate.entered.wait(30)
+        try:  # scoring on the event loop: these time out, as every request waits for the slow one
+            assert client.get("/health", timeout=5).json() == {"status": "ok"}
+            assert client.get("/ready", timeout=5).json()["version"] == "1"
+            assert not slow.done()
+        finally:
+            gate.release.set()
+        assert slow.result(60).status_code == 200
 
 
 @pytest.mark.parametrize("layout", ["records", "columns", "dataframe_split", "dataframe_records"])

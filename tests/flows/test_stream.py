@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import numpy as np
@@ -22,6 +24,7 @@ from flows.serving.app import create_app
 from flows.serving.bodies import ARROW, arrow_body
 from flows.serving.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
+from tests.flows.test_serve import gated_app
 from vae import VAEDetector, ema
 from vae.splits import HoldoutSplit
 from validation.contracts import DataContract
@@ -172,6 +175,36 @@ def test_score_on_a_windowed_champion_returns_one_result_per_window(service):
     payload = client.post("/score", json={"columns": rows.to_dict(orient="list")}).json()
     assert len(payload["results"]) == 30 - WINDOW + 1
     assert client.get("/metadata").json()["window"] == WINDOW
+
+
+def test_streams_score_side_by_side_and_each_keeps_its_order(service, monkeypatch):
+    settings, day, _ = service
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "cpu_count", lambda: 2)  # two scoring threads, whatever this machine has
+        app, gate = gated_app(settings, "score")
+    rows = day.filter(regex="^(?!_)").iloc[:30]
+
+    def post(client, stream_id: str, part: pd.DataFrame) -> dict:
+        reply = client.post(f"/stream/{stream_id}", json={"columns": part.to_dict(orient="list")}, timeout=90)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    with running(app, TOKEN) as client, ThreadPoolExecutor(2) as pool:
+        first = pool.submit(post, client, "side-a", rows.iloc[:10])  # waits in the gate
+        assert gate.entered.wait(30)
+        try:  # one lock for all streams: this one times out behind side-a
+            other = client.post(
+                "/stream/side-b", json={"columns": rows.iloc[:10].to_dict(orient="list")}, timeout=5
+            )
+            assert other.status_code == 200 and other.json()["steps"] == 10
+            second = pool.submit(post, client, "side-a", rows.iloc[10:30])  # waits for side-a's turn
+            time.sleep(0.5)
+            assert not first.done() and not second.done()
+        finally:
+            gate.release.set()
+        assert [r["step"] for r in first.result(60)["results"]] == [7, 8, 9]
+        after = second.result(60)
+        assert after["steps"] == 30 and [r["step"] for r in after["results"]] == list(range(10, 30))
 
 
 def test_a_stream_follows_the_champion_and_keeps_its_buffer(service):
