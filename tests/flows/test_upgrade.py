@@ -29,15 +29,19 @@ def test_a_version_registered_by_0_1_still_loads_and_scores(tmp_path, normal_row
     frame = pd.DataFrame(normal_rows[:20].astype("float64"), columns=[f"x{i}" for i in range(5)])
     old_code = tmp_path / "model_code.py"
     old_code.write_text(MODEL_CODE_0_1)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("upgrade")
-    with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(old_code),
-            artifacts={DETECTOR_ARTIFACT: str(detector.save(tmp_path / "detector"))},
-        )
-    scores = mlflow.pyfunc.load_model(info.model_uri).predict(frame)
+    try:
+        experiment = mlflow.create_experiment("upgrade", artifact_location=(tmp_path / "artifacts").as_uri())
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(old_code),
+                artifacts={DETECTOR_ARTIFACT: str(detector.save(tmp_path / "detector"))},
+            )
+        scores = mlflow.pyfunc.load_model(info.model_uri).predict(frame)
+    finally:
+        mlflow.set_tracking_uri(previous)
     np.testing.assert_allclose(scores["score"].to_numpy(), detector.score(normal_rows[:20]), rtol=1e-6)
 
 
