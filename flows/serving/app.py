@@ -24,6 +24,7 @@ import anyio
 import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -38,6 +39,7 @@ from flows.serving.bodies import (
     StreamResponse,
     add_explanations,
     body_rows,
+    errors,
     row_results,
 )
 from flows.serving.champion import ModelHolder
@@ -56,7 +58,7 @@ class RawRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         """The endpoint itself."""
-        return self.endpoint  # type: ignore[no-any-return]
+        return self.endpoint
 
 
 def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI:
@@ -119,12 +121,12 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         """The process is up."""
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", responses=errors(503))
     def ready(current: Annotated[LoadedVersion, Depends(model)]) -> dict[str, str]:
         """A champion is loaded."""
         return {"status": "ready", "version": current.version}
 
-    @app.get("/metadata", dependencies=[Depends(authorized)])
+    @app.get("/metadata", dependencies=[Depends(authorized)], responses=errors(401, 503))
     def metadata(current: Annotated[LoadedVersion, Depends(model)]) -> dict[str, Any]:
         """Model name, version, input columns, window length, threshold, target FPR and its 95% interval."""
         det = current.detector
@@ -144,6 +146,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         "/score",
         response_model=ScoreResponse,
         response_class=Response,
+        responses=errors(401, 413, 422, 503),
         openapi_extra=BODY | {"parameters": [EXPLAIN], "security": [{"HTTPBearer": []}]},
     )
     async def score(request: Request) -> Response:
@@ -181,6 +184,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         "/stream/{stream_id}",
         response_model=StreamResponse,
         response_class=Response,
+        responses=errors(401, 413, 422, 503),
         openapi_extra=BODY | {"security": [{"HTTPBearer": []}]},
     )
     async def stream(request: Request, stream_id: Annotated[str, STREAM_ID]) -> Response:
@@ -223,38 +227,21 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
         }
         return Response(orjson.dumps(payload), media_type="application/json")
 
-    @app.delete("/stream/{stream_id}", status_code=204, dependencies=[Depends(authorized)])
+    @app.delete(
+        "/stream/{stream_id}", status_code=204, dependencies=[Depends(authorized)], responses=errors(401, 404)
+    )
     def forget_stream(stream_id: Annotated[str, STREAM_ID]) -> Response:
         """Forget a stream's buffer and smoothing state; 404 when there is none."""
         if not streams.forget(stream_id):
             raise HTTPException(404, f"no stream {stream_id!r}")
         return Response(status_code=204)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> Response:
         """Prometheus metrics: requests, latency, rows, alerts, scores."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-@contextlib.contextmanager
-def _unprocessable() -> Iterator[None]:
-    """Rows the model cannot take (InputError, or what numpy and pandas raise on them) as a one-line 422."""
-    try:
-        yield
-    except (InputError, ValueError, TypeError) as exc:
-        raise HTTPException(422, str(exc).splitlines()[0]) from None
-
-
-def _flag(value: str, name: str) -> bool:
-    """A boolean query parameter, spelled as FastAPI accepts them; a 422 otherwise."""
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise HTTPException(422, f"query parameter {name} must be a boolean, got {value!r}")
 
 
 @contextlib.contextmanager

@@ -104,6 +104,26 @@ EXPLAIN = {  # /score's query parameter, read inline (see `admit` in app.py) and
 STREAM_ID = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="Your series' id.")
 
 
+class ErrorResponse(BaseModel):
+    """What every refusal carries: one line naming the problem."""
+
+    detail: str
+
+
+_ERRORS = {
+    401: "Missing or wrong bearer token (only when serve.token is set).",
+    404: "No such stream.",
+    413: "Body larger than serve.max_body_bytes, or more rows than serve.max_rows.",
+    422: "A body or parameter the model cannot score: wrong or missing columns, NaN, no rows, bad JSON.",
+    503: "No champion is registered yet.",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entries of the refusals a route can answer with."""
+    return {code: {"model": ErrorResponse, "description": _ERRORS[code]} for code in codes}
+
+
 class RowResult(BaseModel):
     """One row's verdict; the explanation fields only with ?explain=true."""
 

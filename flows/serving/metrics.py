@@ -52,7 +52,7 @@ class Metrics:
             "sentinel_score_latency_seconds", "Time to score one request.", registry=self.registry
         )
         self.scores = _ScoreHistogram()
-        self.registry.register(self.scores)  # type: ignore[arg-type]
+        self.registry.register(self.scores)
 
     def observe(self, seconds: float, scores: np.ndarray, flags: np.ndarray) -> None:
         """Count one request: its latency, rows, alerts and scores."""
