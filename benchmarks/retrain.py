@@ -61,7 +61,7 @@ def mlflow_floor_seconds(home: Path, example: pd.DataFrame) -> float:
     import mlflow
 
     class Mean(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: ANN001
+        def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
             return model_input.mean(axis=1).to_frame("score")
 
     mlflow.set_tracking_uri(f"sqlite:///{home / 'floor.db'}")

@@ -345,7 +345,7 @@ def status(
         registry = registry_of(settings)
         report = registry.status() | {"monitor": registry.last_monitor(settings.monitor.experiment)}
         if as_json:
-            print(json.dumps(report, indent=2))
+            typer.echo(json.dumps(report, indent=2))
             return
         for alias in ("champion", "previous"):
             console.print(f"{alias}: {alias_line(report[alias])}")
@@ -377,7 +377,7 @@ def history(
         registry = registry_of(settings)
         entries = registry.promotions()
         if as_json:
-            print(json.dumps([asdict(e) | {"at": e.at.isoformat()} for e in entries], indent=2))
+            typer.echo(json.dumps([asdict(e) | {"at": e.at.isoformat()} for e in entries], indent=2))
             return
         console.print(history_table(registry.model_name, entries))
 
@@ -406,7 +406,7 @@ def config(
     rows = described(settings)
     if as_json:
         named = {name: {"value": value, "from": origin} for name, value, origin in rows}
-        print(json.dumps({"settings": named, "resolved": resolved}, indent=2))
+        typer.echo(json.dumps({"settings": named, "resolved": resolved}, indent=2))
         return
     from flows.console.views import settings_table
 

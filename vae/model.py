@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -14,7 +16,7 @@ from torch import nn
 def mlp(sizes: tuple[int, ...]) -> nn.Sequential:
     """Linear layers with ReLU between them and after the last (a hidden stack)."""
     layers: list[nn.Module] = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
+    for n_in, n_out in itertools.pairwise(sizes):
         layers += [nn.Linear(n_in, n_out), nn.ReLU()]
     return nn.Sequential(*layers)
 

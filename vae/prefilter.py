@@ -27,6 +27,6 @@ def drop_outliers(X: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray
         return X, PrefilterReport(len(X), 0)
     forest = IsolationForest(n_estimators=100, random_state=seed).fit(X)
     scores = -forest.score_samples(X)  # higher = more outlying
-    n_drop = int(round(fraction * len(X)))
+    n_drop = round(fraction * len(X))
     keep = np.sort(np.argsort(scores)[: len(X) - n_drop])
     return X[keep], PrefilterReport(len(X), n_drop)

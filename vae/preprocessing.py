@@ -30,19 +30,7 @@ def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | 
         InputError: empty input, wrong dimensions, missing/unknown columns, non-numeric or non-finite values.
     """
     if isinstance(X, pd.DataFrame):
-        if columns is not None:
-            missing = [c for c in columns if c not in X.columns]
-            if missing:
-                raise InputError(f"missing column(s) {missing}; expected {list(columns)}")
-            X = X.loc[:, list(columns)]
-        non_numeric = [
-            str(c)
-            for c, t in X.dtypes.items()
-            if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)
-        ]
-        if non_numeric:
-            raise InputError(f"non-numeric column(s) {non_numeric}")
-        values = X.to_numpy(dtype=np.float32)
+        values = _frame_values(X, columns)
     else:
         try:
             values = np.asarray(X, dtype=np.float32)
@@ -64,6 +52,23 @@ def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | 
         where = f"column {columns[cols[0]]!r}" if columns else f"column {cols[0]}"
         raise InputError(f"{bad.sum()} NaN/inf value(s), first at row {rows[0]}, {where}")
     return np.ascontiguousarray(values)
+
+
+def _frame_values(X: pd.DataFrame, columns: tuple[str, ...] | None) -> np.ndarray:
+    """The frame's `columns` (all when None) as float32; InputError naming missing or non-numeric ones."""
+    if columns is not None:
+        missing = [c for c in columns if c not in X.columns]
+        if missing:
+            raise InputError(f"missing column(s) {missing}; expected {list(columns)}")
+        X = X.loc[:, list(columns)]
+    non_numeric = [
+        str(c)
+        for c, t in X.dtypes.items()
+        if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)
+    ]
+    if non_numeric:
+        raise InputError(f"non-numeric column(s) {non_numeric}")
+    return X.to_numpy(dtype=np.float32)
 
 
 @dataclass(frozen=True)
