@@ -89,7 +89,7 @@ def stack(tmp_path_factory, prefect_harness):
 
 
 def test_health_ready_and_metadata(stack):
-    settings, rows, client = stack
+    _, rows, client = stack
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/ready").json()["version"] == "1"
     meta = client.get("/metadata").json()
