@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -30,8 +31,19 @@ console = Console(soft_wrap=True)  # long lines (commands, paths) stay whole in 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"vae-sentinel {version('vae-sentinel')}")
+        raise typer.Exit
+
+
 @app.callback()
-def main() -> None:
+def main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
     """VAE Sentinel command line."""
 
 

@@ -5,6 +5,7 @@ the pure core needs none of the orchestration stack, and the license and version
 import ast
 import functools
 import re
+import subprocess
 import sys
 import tomllib
 from importlib import metadata
@@ -87,3 +88,10 @@ def test_the_license_file_is_the_declared_license():
 def test_the_version_has_a_changelog_entry():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(rf"^## {re.escape(PROJECT['version'])} ", changelog, re.MULTILINE)
+
+
+def test_the_command_line_reports_the_installed_version():
+    out = subprocess.run(
+        [sys.executable, "-m", "flows", "--version"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"vae-sentinel {PROJECT['version']}"
