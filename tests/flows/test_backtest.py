@@ -22,6 +22,7 @@ def _digest(root) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.*")}
 
 
+@pytest.mark.slow
 def test_replay_runs_the_flow_per_day_on_a_scratch_copy(seeded, tmp_path):
     settings, lake, dates = seeded
     flagged = pd.DataFrame({"_source": f"date={dates[-5].isoformat()}/part-0.parquet", "_row": [0, 3, 4]})
@@ -41,6 +42,7 @@ def test_replay_runs_the_flow_per_day_on_a_scratch_copy(seeded, tmp_path):
     assert _digest(lake_root) == before  # nor the real lake: quarantined rows went to the scratch copy
 
 
+@pytest.mark.slow
 def test_replay_can_start_from_a_version_of_the_real_registry(seeded, tmp_path):
     settings, lake, dates = seeded
     real = registry_of(settings)
@@ -64,6 +66,7 @@ def test_replay_can_start_from_a_version_of_the_real_registry(seeded, tmp_path):
         replay(settings, "mammography", [dates[-4]], tmp_path / "again", champion="99")
 
 
+@pytest.mark.slow
 def test_a_window_without_a_candidate_is_reported_and_the_replay_goes_on(seeded, tmp_path):
     settings, _, dates = seeded
     days = [dates[0] - timedelta(days=10), dates[0], dates[2]]

@@ -153,6 +153,7 @@ def test_an_invalid_setting_is_named_in_one_line(tmp_path):
     assert out.stdout.strip().startswith("error: sentinel.toml is not valid TOML: Expected ']'")
 
 
+@pytest.mark.slow
 def test_an_unreachable_tracking_server_is_one_line(tmp_path):
     # MLflow's own retry policy (7 retries, backoff factor 2) would keep this waiting for minutes.
     out = _sentinel("status", tmp_path=tmp_path, SENTINEL_REGISTRY__TRACKING_URI="http://127.0.0.1:9")

@@ -24,7 +24,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(check, seconds: float, what: str):  # noqa: ANN001, ANN202
+def _wait(check, seconds: float, what: str):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:

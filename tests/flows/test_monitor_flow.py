@@ -39,6 +39,7 @@ def test_no_champion_is_a_clear_error(seeded):
         monitor(settings=settings)
 
 
+@pytest.mark.slow
 def test_a_clean_day_is_stable_and_a_failing_sensor_triggers_exactly_one_retrain(champion):
     settings, _, dates, _ = champion
 
@@ -77,6 +78,7 @@ def test_a_clean_day_is_stable_and_a_failing_sensor_triggers_exactly_one_retrain
     assert str(current.version) == ("2" if drifted.retrain.endswith("promoted") else "1")
 
 
+@pytest.mark.slow
 def test_triggering_can_be_off_and_the_cap_holds(champion):
     settings, _, dates, _ = champion
     off = monitor(settings=_with_trigger(settings, enabled=False), as_of=dates[-2])

@@ -131,7 +131,7 @@ def test_failing_rows_are_quarantined_and_raw_data_is_untouched(champion):
 
 
 def test_a_stale_window_stops_before_training_and_registers_nothing(champion):
-    settings, _, dates, _ = champion
+    settings = champion.settings
     before = _raw_digest(settings)
     with pytest.raises(ValidationFailedError, match="freshness") as info:
         retrain(settings=settings, as_of=TODAY + timedelta(days=5), window_days=14)
@@ -218,7 +218,7 @@ def test_a_champion_that_changes_mid_run_is_not_overwritten(champion, monkeypatc
 
     monkeypatch.setattr(flows.jobs.retrain.train_candidate, "fn", train_while_another_run_promotes)
     with pytest.raises(PromotionConflictError, match="changed from 1 to 2 while this run trained; version 3"):
-        print(retrain(settings=lenient, as_of=dates[-3]))
+        retrain(settings=lenient, as_of=dates[-3])
     assert registry.alias_version("champion") == "2"
     assert registry.client.get_model_version("vae-sentinel", "3").tags["promoted"] == "false"
 
