@@ -7,12 +7,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from vae import VAEDetector
+if TYPE_CHECKING:  # torch loads with the first detector, not with the registry adapter that imports this
+    from vae import VAEDetector
 
 DETECTOR_ARTIFACT = "detector"
 CONTRACT_ARTIFACT = "contract"
@@ -23,19 +24,21 @@ class DetectorModel(PythonModel):
 
     def load_context(self, context: Any) -> None:
         """Load the detector (on the CPU) from the model's artifacts."""
+        from vae import VAEDetector
+
         self.detector = VAEDetector.load(context.artifacts[DETECTOR_ARTIFACT])
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Score, anomaly flag (score > calibrated threshold) and conformal p-value per row."""
-        return self.predict_frame(self.detector, model_input)
+        return predict_frame(self.detector, model_input)
 
-    @staticmethod
-    def predict_frame(detector: VAEDetector, model_input: pd.DataFrame) -> pd.DataFrame:
-        """The model's output for `model_input`, computed by `detector`."""
-        prediction = detector.predict(model_input)
-        return pd.DataFrame(
-            {"score": prediction.score, "is_anomaly": prediction.is_anomaly, "p_value": prediction.p_value},
-            index=detector.score_index(model_input),
-        )
+
+def predict_frame(detector: VAEDetector, model_input: pd.DataFrame) -> pd.DataFrame:
+    """The registered model's output for `model_input`, computed by `detector`."""
+    prediction = detector.predict(model_input)
+    return pd.DataFrame(
+        {"score": prediction.score, "is_anomaly": prediction.is_anomaly, "p_value": prediction.p_value},
+        index=detector.score_index(model_input),
+    )

@@ -24,24 +24,27 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from flows.adapters.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, DetectorModel
+from flows.adapters.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, predict_frame
 from flows.errors import PromotionConflictError, RegistryError
-from vae import VAEDetector
-from vae.training import EpochStats
 from validation.contracts import DataContract
 from validation.gates import Decision
+
+if TYPE_CHECKING:  # torch and matplotlib load when a detector or a figure is at hand, not for status
+    from matplotlib.figure import Figure
+
+    from vae import VAEDetector
+    from vae.training import EpochStats
 
 CHAMPION, PREVIOUS = "champion", "previous"
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # run by MLflow, never imported here
@@ -240,7 +243,7 @@ class Registry:
         contract_file = tmp / "contract.json"
         contract_file.write_text(record.contract.model_dump_json(indent=2))
         example = record.input_example.astype("float64")
-        output = DetectorModel.predict_frame(record.detector, example)
+        output = predict_frame(record.detector, example)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_CODE),
@@ -505,6 +508,8 @@ def _run_id(mv: ModelVersion) -> str:
 
 def _loaded(mv: ModelVersion, local: Path) -> LoadedVersion:
     """The detector and contract of a downloaded version."""
+    from vae import VAEDetector
+
     detector = VAEDetector.load(local / "artifacts" / DETECTOR_ARTIFACT)
     contract = DataContract.model_validate_json((local / "artifacts" / "contract.json").read_text())
     return LoadedVersion(str(mv.version), _run_id(mv), detector, contract)
