@@ -9,6 +9,9 @@ install: $(STAMP)
 
 # torch==2.13.0 comes first: on these machines it is a local CPU wheel; any other request downloads gigabytes.
 $(STAMP): pyproject.toml
+	@# PostgreSQL for `sentinel stack` (and its tests): Debian's package, installed when missing (needs root).
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'

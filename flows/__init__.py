@@ -13,7 +13,8 @@ Where things are:
 | what do the endpoints take and return? | `serving/`: `app.py` (routes), `bodies.py` (layouts) |
 | what does a command print? | `console/views.py`; `cli.py` is the command line itself |
 | where is an option defined? | `settings.py` (one typed `Settings`) |
+| how does the production stack run here? | `stack/`: `parts.py` (what runs), `supervisor.py` |
 
 Layering (enforced by `tests/test_architecture.py`): `vae` < `validation` < `flows`; inside `flows`,
-`errors`, `settings`, `runtime` < `adapters` < `jobs`, `serving` < `console` < `cli`.
+`errors`, `settings`, `runtime` < `adapters` < `jobs`, `serving` < `console` < `cli`; `stack` < `cli`.
 """

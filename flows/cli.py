@@ -541,6 +541,63 @@ def evaluate(
     _guard(lambda: run_evaluation(settings, console))
 
 
+stack_app = typer.Typer(
+    help="The production topology on this machine, as processes: PostgreSQL (MLflow's and Prefect's "
+    "databases), an S3 server (lake and artifacts), the MLflow and Prefect servers, and a process worker "
+    "for each of the retrain and monitor pools. Logs and pid files are in HOME/stack; ports and names are "
+    "the stack.* settings (sentinel config).",
+    no_args_is_help=True,
+)
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start every part that is not running and wait until each answers; then print the exports.
+
+    A port already taken or a part that does not answer is a one-line error naming it and its log, and
+    the parts this command started are stopped again.
+    """
+    from flows.stack.parts import exports
+    from flows.stack.supervisor import up
+
+    settings = _settings(configure=False)
+    _guard(lambda: up(settings, report=lambda line: console.print(line, highlight=False)))
+    console.print('Point sentinel at the stack with:  eval "$(sentinel stack env)"', highlight=False)
+    for name, value in exports(settings).items():
+        console.print(f"export {name}={value}", highlight=False)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every running part of the stack (its data stays in HOME/stack for the next up)."""
+    from flows.stack.supervisor import down
+
+    settings = _settings(configure=False)
+    down(settings, report=lambda line: console.print(line, highlight=False))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Whether each part answers its health check; exit 1 when one does not."""
+    from flows.stack.supervisor import status
+
+    health = status(_settings(configure=False))
+    for name, ok in health.items():
+        console.print(f"{name}: {'up' if ok else 'down'}", highlight=False)
+    if not all(health.values()):
+        raise typer.Exit(1)
+
+
+@stack_app.command("env")
+def stack_env() -> None:
+    """The exports that point sentinel, and boto3, at the stack: eval "$(sentinel stack env)"."""
+    from flows.stack.parts import exports
+
+    for name, value in exports(_settings(configure=False)).items():
+        typer.echo(f"export {name}={value}")
+
+
 def _guard(action: Callable[[], object]) -> None:
     """Run `action`; a SentinelError becomes a one-line message (after any details) and exit code 1."""
     try:

@@ -46,3 +46,7 @@ class SettingsError(SentinelError):
 
 class OrchestratorError(SentinelError):
     """The configured Prefect API does not answer."""
+
+
+class StackError(SentinelError):
+    """A part of `sentinel stack` cannot start (port taken, program missing, no answer); none is left up."""

@@ -130,6 +130,27 @@ class ServeSettings(_Section):
     )
 
 
+class StackSettings(_Section):
+    """`sentinel stack`: the production topology as processes on this machine (loopback only)."""
+
+    host: str = Field("127.0.0.1", description="Interface every part listens on.")
+    postgres_port: int = Field(5433, description="PostgreSQL, holding the MLflow and Prefect databases.")
+    s3_port: int = Field(9100, description="The S3-compatible server (moto) for the lake and the artifacts.")
+    mlflow_port: int = Field(5000, description="MLflow tracking server (proxied artifacts on S3).")
+    prefect_port: int = Field(4200, description="Prefect server with its scheduler.")
+    worker_ports: tuple[int, int] = Field(
+        (8091, 8092), description="Health endpoints of the retrain and the monitor worker."
+    )
+    lake_bucket: str = Field("sentinel-lake", description="Bucket of the lake (lake.root is s3://BUCKET).")
+    artifact_bucket: str = Field("sentinel-artifacts", description="Bucket of MLflow's artifacts.")
+    retrain_pool: str = Field("sentinel-retrain", description="Process work pool that runs retrains.")
+    monitor_pool: str = Field("sentinel-process", description="Process work pool that runs monitors.")
+    scheduler_loop_seconds: float = Field(
+        60.0, gt=0, description="How often Prefect's scheduler creates runs from schedules."
+    )
+    start_seconds: float = Field(180.0, gt=0, description="How long each part may take to answer.")
+
+
 class Settings(BaseSettings):
     """Configuration of every part of VAE Sentinel."""
 
@@ -147,6 +168,7 @@ class Settings(BaseSettings):
     retrain: RetrainSettings = RetrainSettings()
     monitor: MonitorSettings = MonitorSettings()
     serve: ServeSettings = ServeSettings()
+    stack: StackSettings = StackSettings()
     score_chunk_rows: int = Field(50_000, ge=1, description="Rows per parallel chunk of batch scoring.")
     dask_address: str | None = Field(
         None,

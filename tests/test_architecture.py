@@ -1,7 +1,8 @@
 """The layering holds: the core is pure, and each room of the shell imports only the rooms below it.
 
 `vae` < `validation` < `flows`; inside `flows`: `errors`, `settings`, `runtime` < `adapters` <
-`jobs`, `serving` < `console` < `cli`. Imports inside functions and under TYPE_CHECKING count too.
+`jobs`, `serving` < `console` < `cli`, and `stack` (processes only) < `cli`. Imports inside functions
+and under TYPE_CHECKING count too.
 """
 
 import ast
@@ -23,7 +24,8 @@ MAY_IMPORT = {
     "jobs": {"vae", "validation", "base", "adapters", "jobs"},
     "serving": {"vae", "validation", "base", "adapters", "serving"},
     "console": {"vae", "validation", "base", "adapters", "jobs", "console"},
-    "cli": {"vae", "validation", "base", "adapters", "jobs", "serving", "console", "cli"},
+    "stack": {"vae", "validation", "base", "stack"},
+    "cli": {"vae", "validation", "base", "adapters", "jobs", "serving", "console", "stack", "cli"},
 }
 
 

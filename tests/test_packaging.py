@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 OURS = {"vae", "validation", "flows"}
 # what installs each part: the core alone, the core and an extra, or everything
-EXTRAS_OF = {"vae": (), "vae/export.py": ("export",), "validation": ("validation",), "flows": ("all",)}
+EXTRAS_OF = {
+    "vae": (),
+    "vae/export.py": ("export",),
+    "validation": ("validation",),
+    "flows": ("all",),
+    "flows/stack": ("all", "stack"),
+}
 STACK = {"prefect", "mlflow", "boto3", "great-expectations", "evidently", "fastapi", "typer"}
 
 
@@ -65,7 +71,7 @@ def _files():
 @pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_import_is_declared_where_the_module_is_installed(path):
     relative = path.relative_to(ROOT).as_posix()
-    extras = EXTRAS_OF.get(relative, EXTRAS_OF[relative.split("/")[0]])
+    extras = EXTRAS_OF[max((k for k in EXTRAS_OF if relative.startswith(k)), key=len)]
     allowed = declared(extras)
     distributions = packages_distributions()
     for module in sorted(_third_party_imports(path)):
