@@ -1,8 +1,10 @@
-"""Kept for versions registered before flows/ had rooms: their `model_code.py` imports this module.
+"""Kept for versions registered by 0.1.0: their `model_code.py` imports `flows.pyfunc.DetectorModel`.
 
-New versions import `flows.adapters.pyfunc`; keep this shim while such versions stay registered.
+Newer versions carry their own model code (`flows/adapters/model_code.py`); keep this shim while such
+versions stay registered. Importing model_code registers a model instance with MLflow, as the 0.1.0 model
+code itself does next.
 """
 
-from flows.adapters.pyfunc import DetectorModel
+from flows.adapters.model_code import DetectorModel
 
 __all__ = ["DetectorModel"]

@@ -399,6 +399,14 @@ class VAEDetector:
             scores, scores > threshold, threshold, conformal_pvalues(state.calibration_scores, scores)
         )
 
+    def predict_frame(self, X: Any) -> pd.DataFrame:
+        """`predict` as a DataFrame: score, is_anomaly and p_value, indexed like `score_index(X)`."""
+        prediction = self.predict(X)
+        return pd.DataFrame(
+            {"score": prediction.score, "is_anomaly": prediction.is_anomaly, "p_value": prediction.p_value},
+            index=self.score_index(X),
+        )
+
     def export(self, path: str | Path, fmt: str, X_check: Any, tolerance: float = 1e-5) -> ExportReport:
         """Write an ONNX or TorchScript artifact (score and flag from raw rows) after a parity check.
 

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,7 +36,6 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
-from flows.adapters.pyfunc import CONTRACT_ARTIFACT, DETECTOR_ARTIFACT, predict_frame
 from flows.errors import PromotionConflictError, RegistryError
 from validation.contracts import DataContract
 from validation.gates import Decision
@@ -47,7 +47,9 @@ if TYPE_CHECKING:  # torch and matplotlib load when a detector or a figure is at
     from vae.training import EpochStats
 
 CHAMPION, PREVIOUS = "champion", "previous"
-MODEL_CODE = Path(__file__).with_name("model_code.py")  # run by MLflow, never imported here
+MODEL_CODE = Path(__file__).with_name("model_code.py")  # the registered model's code
+CORE = Path(__file__).resolve().parents[2] / "vae"  # logged beside it: the model needs nothing else of ours
+DETECTOR_ARTIFACT, CONTRACT_ARTIFACT = "detector", "contract"  # model_code.py reads the detector's key
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class Registry:
         contract_file = tmp / "contract.json"
         contract_file.write_text(record.contract.model_dump_json(indent=2))
         example = record.input_example.astype("float64")
-        output = predict_frame(record.detector, example)
+        output = record.detector.predict_frame(example)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(MODEL_CODE),
@@ -251,6 +253,7 @@ class Registry:
             signature=infer_signature(example, output),
             input_example=example,
             registered_model_name=self.model_name,
+            code_paths=[str(CORE)],
             pip_requirements=_requirements(),
         )
 
@@ -527,9 +530,14 @@ def _verdict(passed: bool) -> str:
 
 
 def _requirements() -> list[str]:
-    from importlib.metadata import version
+    """The registered model's requirements, pinned to the versions that logged it.
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "pandas", "numpy", "safetensors", "pydantic")] + [
-        f"torch=={version('torch').split('+')[0]}",
-        f"vae-sentinel=={version('vae-sentinel')}",
+    MLflow and the core's own dependencies (this package's metadata), all from a public index; nothing of
+    this project, whose core travels with the model as code.
+    """
+    from importlib.metadata import requires, version
+
+    core = [
+        re.split(r"[ ;<>=!~\[]", r, maxsplit=1)[0] for r in requires("vae-sentinel") or [] if "extra" not in r
     ]
+    return [f"{name}=={version(name).split('+')[0]}" for name in ["mlflow", *core]]

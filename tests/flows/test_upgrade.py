@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from prefect.flows import load_flow_from_entrypoint
 
-from flows.adapters.pyfunc import DETECTOR_ARTIFACT
+from flows.adapters.registry import DETECTOR_ARTIFACT
 from flows.jobs.deployments import ENTRYPOINTS
 from vae import VAEDetector
 

@@ -7,8 +7,10 @@ as objects in the S3 bucket.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,17 +18,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 
 import boto3
 import httpx
+import mlflow
+import numpy as np
 import psycopg2
 import pytest
 
-from flows.adapters.connect import lake_of
-from flows.console.demo import demo_data, seed_lake
+from flows.adapters.connect import lake_of, registry_of
+from flows.console.demo import demo_data, feature_frame, seed_lake
 from flows.settings import Settings
 from flows.stack.parts import S3_KEYS, exports
+from vae.datasets import find_shipped, load_npz
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,17 +75,25 @@ def _sentinel(*args: str, env: dict[str, str], timeout: float = 300) -> subproce
     )
 
 
-def _home() -> Path:
-    """A folder outside pytest's (0700) tmp tree: PostgreSQL runs as the postgres user and must reach it."""
-    home = Path(tempfile.mkdtemp(prefix="sentinel-stack-"))
-    home.chmod(0o755)
-    return home / "home"
+@contextlib.contextmanager
+def _home() -> Iterator[Path]:
+    """A folder outside pytest's (0700) tmp tree, as PostgreSQL runs as the postgres user; removed after."""
+    top = Path(tempfile.mkdtemp(prefix="sentinel-stack-"))
+    top.chmod(0o755)
+    try:
+        yield top / "home"
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
     """The stack up, and the environment that points sentinel at it; down again whatever happens."""
-    env = _stack_env(_home())
+    with _home() as home:
+        yield from _up_and_down(_stack_env(home))
+
+
+def _up_and_down(env: dict[str, str]) -> Iterator[dict[str, str]]:
     try:
         started = _sentinel("stack", "up", env=env)
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
@@ -112,7 +126,11 @@ def _answers(port: int) -> bool:
 
 
 def test_a_taken_port_is_one_line_and_nothing_starts():
-    env = _stack_env(_home())
+    with _home() as home:
+        _refuses_a_taken_port(_stack_env(home))
+
+
+def _refuses_a_taken_port(env: dict[str, str]) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", int(env["SENTINEL_STACK__S3_PORT"])))
         squatter.listen()
@@ -131,27 +149,33 @@ def test_every_part_answers(stack):
     assert out.stdout.split() == [w for part in PARTS for w in (f"{part}:", "up")]
 
 
-def test_a_scheduled_retrain_runs_on_the_worker_into_postgres_and_s3(stack, monkeypatch):
+@pytest.fixture(scope="module")
+def scheduled(stack: dict[str, str]) -> dict[str, object]:
+    """A lake seeded in S3, the deployments on the workers' pools, and the first scheduled retrain's run."""
     settings = Settings(
         **_settings_of(stack),
         lake={"root": stack["SENTINEL_LAKE__ROOT"], "endpoint_url": stack["SENTINEL_LAKE__ENDPOINT_URL"]},
     )
-    for name, value in S3_KEYS.items():
-        monkeypatch.setenv(name, value)
     today = datetime.now(UTC).date()
-    # the seeded failing sensor lands on the day after tomorrow, outside today's window
-    seed_lake(lake_of(settings), demo_data(settings), "mammography", 10, today + timedelta(days=2), seed=0)
-
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in S3_KEYS.items():
+            env.setenv(name, value)
+        # the seeded failing sensor lands on the day after tomorrow, outside today's window
+        seed_lake(
+            lake_of(settings), demo_data(settings), "mammography", 10, today + timedelta(days=2), seed=0
+        )
     deployed = _sentinel(
         "deploy", "--work-pool", "sentinel-retrain", "--monitor-work-pool", "sentinel-process",
         "--retrain-cron", "* * * * *", "--monitor-cron", "0 0 1 1 *", env=stack,
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    return _first_finished_run(stack["SENTINEL_PREFECT_API_URL"], "retrain", seconds=240)
 
-    run = _first_finished_run(stack["SENTINEL_PREFECT_API_URL"], "retrain", seconds=240)
+
+def test_a_scheduled_retrain_runs_on_the_worker_into_postgres_and_s3(stack, scheduled):
     worker_log = (Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.log").read_text()
-    assert run["state_type"] == "COMPLETED", worker_log[-3000:]
-    assert run["parameters"]["reason"] == "schedule"
+    assert scheduled["state_type"] == "COMPLETED", worker_log[-3000:]
+    assert scheduled["parameters"]["reason"] == "schedule"
 
     status = _sentinel("status", "--json", env=stack, timeout=120)
     assert status.returncode == 0, status.stderr
@@ -169,6 +193,45 @@ def test_a_scheduled_retrain_runs_on_the_worker_into_postgres_and_s3(stack, monk
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sentinel-artifacts").get("Contents", [])]
     assert any(k.endswith("detector/weights.safetensors") for k in keys), keys
     assert not list(Path(stack["SENTINEL_HOME"]).rglob("mlartifacts")), "artifacts were written locally"
+
+
+CONSUMER = """
+import importlib.util, sys
+import mlflow, pandas as pd
+assert importlib.util.find_spec("flows") is None and importlib.util.find_spec("vae") is None, "ours is here"
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model("models:/vae-sentinel@champion")
+print(model.predict(pd.read_json(sys.argv[2], orient="split"))["score"].to_json(orient="values"))
+"""
+
+
+def test_a_consumer_with_only_the_models_requirements_gets_the_same_scores(stack, scheduled, tmp_path):
+    """A fresh virtual environment from the model's own requirements.txt (torch from the local wheel, as in
+    the Makefile) loads the champion from the MLflow server, with no S3 keys and nothing of this project.
+    """
+    assert scheduled["state_type"] == "COMPLETED"
+    server = stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    mlflow.set_tracking_uri(server)  # models:/ URIs resolve through the registry URI, which the adapter sets
+    mlflow.set_registry_uri(server)
+    model = mlflow.artifacts.download_artifacts("models:/vae-sentinel@champion", dst_path=str(tmp_path / "m"))
+    requirements = str(Path(model) / "requirements.txt")
+    assert "vae-sentinel" not in Path(requirements).read_text()
+    venv = tmp_path / "consumer"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, f"torch=={version('torch').split('+')[0]}"], check=True, timeout=600)
+    subprocess.run([*pip, "-r", requirements], check=True, timeout=600)
+
+    rows = feature_frame(load_npz(find_shipped(ROOT / "data", "mammography")).X[:200])
+    rows.to_json(tmp_path / "rows.json", orient="split")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SENTINEL_", "MLFLOW_"))}
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", CONSUMER, server, str(tmp_path / "rows.json")],
+        cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    champion = registry_of(Settings(registry={"tracking_uri": server})).champion()
+    np.testing.assert_allclose(json.loads(out.stdout), champion.detector.score(rows), rtol=1e-6)
 
 
 def _first_finished_run(api: str, flow: str, seconds: float) -> dict[str, object]:
