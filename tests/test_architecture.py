@@ -95,11 +95,11 @@ def test_the_layer_table_knows_every_room():
 
 
 def test_the_command_line_starts_without_loading_the_heavy_libraries():
-    """`sentinel --help` and the settings must not pay for torch, Evidently, MLflow or Prefect imports."""
+    """`sentinel --help` and the settings must not pay for torch, Evidently, MLflow, Prefect or SciPy."""
     probe = "import sys, flows.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
     loaded = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "'typer'" in loaded  # the probe saw the command line's own imports
-    for heavy in ("torch", "evidently", "mlflow", "prefect", "great_expectations"):
+    for heavy in ("torch", "evidently", "mlflow", "prefect", "great_expectations", "scipy"):
         assert f"'{heavy}'" not in loaded, f"importing flows.cli loads {heavy}"

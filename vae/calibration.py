@@ -12,7 +12,6 @@ import math
 from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 from vae.errors import CalibrationError
 
@@ -53,6 +52,8 @@ def realized_fpr_interval(n: int, rank: int, confidence: float = 0.95) -> tuple[
     """Central `confidence` interval of the realized FPR of the `rank`-th smallest of n normal scores."""
     if not 0 < confidence < 1:
         raise CalibrationError(f"confidence must be in (0, 1), got {confidence}")
+    from scipy import stats  # here: importing scipy.stats costs 0.5 s that most callers never need
+
     tail = (1 - confidence) / 2
     low, high = stats.beta.ppf([tail, 1 - tail], *realized_fpr_law(n, rank))
     return float(low), float(high)
