@@ -574,7 +574,7 @@ def stack_down() -> None:
     from flows.stack.supervisor import down
 
     settings = _settings(configure=False)
-    down(settings, report=lambda line: console.print(line, highlight=False))
+    _guard(lambda: down(settings, report=lambda line: console.print(line, highlight=False)))
 
 
 @stack_app.command("status")
@@ -582,7 +582,9 @@ def stack_status() -> None:
     """Whether each part answers its health check; exit 1 when one does not."""
     from flows.stack.supervisor import status
 
-    health = status(_settings(configure=False))
+    settings = _settings(configure=False)
+    health: dict[str, bool] = {}
+    _guard(lambda: health.update(status(settings)))
     for name, ok in health.items():
         console.print(f"{name}: {'up' if ok else 'down'}", highlight=False)
     if not all(health.values()):
