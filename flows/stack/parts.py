@@ -80,7 +80,8 @@ def parts(settings: Settings) -> list[Part]:
     s, home = settings.stack, folder(settings)
     bin_dir = Path(sys.executable).parent
     quiet = {"MLFLOW_DISABLE_TELEMETRY": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    prefect_api = f"http://{s.host}:{s.prefect_port}/api"
+    sentinel_env = exports(settings)
+    prefect_api = sentinel_env["SENTINEL_PREFECT_API_URL"]
     return [
         _postgres(s, home / "postgres"),
         Part(
@@ -145,7 +146,7 @@ def parts(settings: Settings) -> list[Part]:
                 health_url=f"http://{s.host}:{port}/health",
                 env={
                     **quiet,
-                    **exports(settings),
+                    **sentinel_env,
                     "PREFECT_API_URL": prefect_api,
                     "PREFECT_HOME": str(home / f"{role}-worker"),
                     "SENTINEL_HOME": str(settings.home.resolve()),
