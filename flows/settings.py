@@ -145,6 +145,13 @@ class StackSettings(_Section):
     artifact_bucket: str = Field("sentinel-artifacts", description="Bucket of MLflow's artifacts.")
     retrain_pool: str = Field("sentinel-retrain", description="Process work pool that runs retrains.")
     monitor_pool: str = Field("sentinel-process", description="Process work pool that runs monitors.")
+    dask_workers: int = Field(
+        0, ge=0, description="Dask workers for batch scoring (0: no Dask scheduler; `score` runs in threads)."
+    )
+    dask_ports: tuple[int, int, int] = Field(
+        (8786, 8787, 8788),
+        description="Dask scheduler, its HTTP (health) port, and the first worker's port (one per worker).",
+    )
     scheduler_loop_seconds: float = Field(
         60.0, gt=0, description="How often Prefect's scheduler creates runs from schedules."
     )

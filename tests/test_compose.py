@@ -25,6 +25,8 @@ SERVICES = {
     "prefect": ["prefect-server"],
     "retrain-worker": ["worker-retrain"],
     "monitor-worker": ["worker-monitor"],
+    "dask-scheduler": ["dask-scheduler"],
+    "dask-worker": ["dask-worker"],
 }
 
 
@@ -35,7 +37,8 @@ def compose() -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> dict[str, Part]:
-    return {p.name: p for p in parts(Settings(home=tmp_path_factory.mktemp("stack")))}
+    with_dask = Settings(home=tmp_path_factory.mktemp("stack"), stack={"dask_workers": 2})
+    return {p.name: p for p in parts(with_dask)}
 
 
 def _command(service: dict) -> str:
@@ -69,6 +72,17 @@ def test_the_servers_read_the_same_variables(compose, stack):
     assert "s3://" in _command(compose["mlflow"]) and any(
         w.startswith("s3://") for w in stack["mlflow"].command
     )
+
+
+def test_dask_runs_the_same_programs_on_the_same_ports(compose, stack):
+    for name in ("dask-scheduler", "dask-worker"):
+        ours, theirs = stack[name].command, _command(compose[name]).split()
+        assert [Path(ours[0]).name, ours[1]] == theirs[:2]
+        assert {w for w in ours if w.startswith("--")} - {"--host", "--worker-port", "--name"} == {
+            w for w in theirs if w.startswith("--")
+        } - {"--host"}
+    assert stack["dask-scheduler"].port == 8786
+    assert "tcp://dask-scheduler:8786" in _command(compose["dask-worker"])
 
 
 @pytest.mark.parametrize("role", ["retrain", "monitor"])

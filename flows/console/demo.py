@@ -43,8 +43,12 @@ def corrupt_sensor(day: pd.DataFrame, column: str, seed: int) -> pd.DataFrame:
     return day.assign(**{column: noisy})
 
 
-def seed_lake(lake: Lake, data: LabelledSet, dataset: str, days: int, today: date, seed: int) -> list[date]:
+def seed_lake(
+    lake: Lake, data: LabelledSet, dataset: str, days: int, today: date, seed: int, failing: bool = True
+) -> list[date]:
     """Write `days` day partitions of normal rows ending `today`; yesterday's has a failing sensor.
+
+    With `failing` False every partition is normal.
 
     Returns the partition dates, oldest first. Existing partitions are never overwritten: seeding an
     already-seeded lake raises `StoreError`.
@@ -56,7 +60,7 @@ def seed_lake(lake: Lake, data: LabelledSet, dataset: str, days: int, today: dat
         zip(dates, np.array_split(rng.permutation(len(normal)), days), strict=True)
     ):
         part = normal.iloc[np.sort(rows)].reset_index(drop=True)
-        lake.write_day(dataset, day, corrupt_sensor(part, "s01", seed) if i == days - 2 else part)
+        lake.write_day(dataset, day, corrupt_sensor(part, "s01", seed) if failing and i == days - 2 else part)
     lake.write_table(f"{dataset}/{SHADOW_KEY}", feature_frame(data.X[data.y == 1]))
     return dates
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from prefect.runtime import flow_run
 
 from flows.adapters.manifest import run_manifest
 from flows.adapters.registry import CandidateRecord, LoadedVersion
@@ -143,6 +144,7 @@ def candidate_record(
             "window_hash": summary["hash"],
             "code_hash": manifest["code_hash"],
             "device": manifest["device"],
+            "prefect_flow_run": str(flow_run.id or ""),  # which run of the flow made it (none: a plain call)
         },
         input_example=data.features(data.split.evaluation).head(max(5, data.window)),  # a full window
         texts={

@@ -4,10 +4,13 @@ Example:
     >>> @io_task
     ... def read(lake: Lake) -> pd.DataFrame: ...
     >>> champion = require_champion(registry)  # NoChampionError when none is registered yet
+    >>> day_parameter("2026-12-01")             # a deployment run's date, as JSON gave it
+    datetime.date(2026, 12, 1)
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -16,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.adapters.registry import LoadedVersion, Registry
 from flows.errors import NoChampionError, StoreUnavailableError
+from vae import InputError
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -42,3 +46,20 @@ def require_champion(registry: Registry) -> LoadedVersion:
     if champion is None:
         raise NoChampionError(registry.model_name)
     return champion
+
+
+def day_parameter(value: date | str | None) -> date | None:
+    """A day as a flow gets it: a `date` when called in process, an ISO string from a deployment run.
+
+    The flows skip Prefect's parameter validation (their settings object is not JSON), so nothing else
+    turns the JSON of `prefect deployment run ... -p as_of=2026-12-01` or `run_deployment` into a date.
+
+    Raises:
+        InputError: a string that is not a YYYY-MM-DD day.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"a day must be YYYY-MM-DD, got {value!r}") from None

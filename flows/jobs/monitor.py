@@ -30,7 +30,7 @@ from prefect.deployments import run_deployment
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
-from flows.jobs.common import io_task, pure_task, require_champion
+from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
 from flows.jobs.plots import ScorePanel, score_distribution
 from flows.jobs.retrain import retrain
 from flows.settings import Settings, load_settings
@@ -162,6 +162,7 @@ def monitor(
         SentinelError: no champion yet, an empty or unreadable window, or rows the champion cannot score.
     """
     settings = settings or load_settings()
+    as_of = day_parameter(as_of)
     cfg = settings.monitor
     dataset = dataset or settings.retrain.dataset
     lake, registry = lake_of(settings), registry_of(settings)

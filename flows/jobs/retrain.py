@@ -39,7 +39,7 @@ from flows.jobs.candidate import (
     candidate_record,
     save_reference,
 )
-from flows.jobs.common import io_task, load_champion, pure_task
+from flows.jobs.common import day_parameter, io_task, load_champion, pure_task
 from flows.settings import Settings, load_settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
@@ -174,6 +174,7 @@ def retrain(
         PromotionConflictError: the champion changed while this run trained.
     """
     settings = settings or load_settings()
+    as_of = day_parameter(as_of)
     cfg = settings.retrain
     dataset, as_of, window_days = (
         dataset or cfg.dataset,

@@ -24,7 +24,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion
-from flows.jobs.common import io_task, pure_task, require_champion
+from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
 from flows.settings import Settings, load_settings
 from vae.errors import SentinelError
 
@@ -97,6 +97,7 @@ def score(
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).
     """
     settings = settings or load_settings()
+    day = day_parameter(day)
     dataset = dataset or settings.retrain.dataset
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)

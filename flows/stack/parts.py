@@ -2,7 +2,8 @@
 
 PostgreSQL holds MLflow's and Prefect's databases; an S3-compatible server (moto) holds the lake and
 MLflow's artifacts; the MLflow server proxies those artifacts (clients need no S3 credentials for models);
-the Prefect server schedules; one process worker per pool runs the flows.
+the Prefect server schedules; one process worker per pool runs the flows; with `stack.dask_workers` > 0, a
+Dask scheduler and its workers score batch chunks.
 
 Example:
     >>> [part.name for part in parts(settings)]
@@ -42,6 +43,7 @@ class Part:
     port: int
     wave: int
     health_url: str | None = None
+    ready: Callable[[], bool] | None = None  # a check beyond answering, e.g. every Dask worker joined
     env: dict[str, str] = field(default_factory=dict)
     stop_signal: str = "SIGTERM"
     prepare: Callable[[], None] | None = None  # before the start, e.g. initdb
@@ -56,11 +58,13 @@ def folder(settings: Settings) -> Path:
 def exports(settings: Settings) -> dict[str, str]:
     """The environment that points sentinel (and boto3) at the stack."""
     s = settings.stack
+    dask = {"SENTINEL_DASK_ADDRESS": f"tcp://{s.host}:{s.dask_ports[0]}"} if s.dask_workers else {}
     return {
         "SENTINEL_PREFECT_API_URL": f"http://{s.host}:{s.prefect_port}/api",
         "SENTINEL_REGISTRY__TRACKING_URI": f"http://{s.host}:{s.mlflow_port}",
         "SENTINEL_LAKE__ROOT": f"s3://{s.lake_bucket}",
         "SENTINEL_LAKE__ENDPOINT_URL": s3_url(s),
+        **dask,
         **S3_KEYS,
     }
 
@@ -159,6 +163,62 @@ def parts(settings: Settings) -> list[Part]:
                 ("monitor", s.monitor_pool, s.worker_ports[1]),
             )
         ],
+        *(_dask(s, bin_dir) if s.dask_workers else []),
+    ]
+
+
+def _dask(s: StackSettings, bin_dir: Path) -> list[Part]:
+    """A Dask scheduler and `s.dask_workers` single-threaded workers (this environment, so our code loads)."""
+    scheduler, http, first = s.dask_ports
+    counts = f"http://{s.host}:{http}/json/counts.json"
+
+    def all_joined() -> bool:
+        import httpx
+
+        return bool(httpx.get(counts, timeout=2).json()["workers"] >= s.dask_workers)
+
+    workers = f"{first}:{first + s.dask_workers - 1}"
+    dask = str(bin_dir / "dask")
+    return [
+        Part(
+            "dask-scheduler",
+            [
+                dask,
+                "scheduler",
+                "--host",
+                s.host,
+                "--port",
+                str(scheduler),
+                "--dashboard-address",
+                f"{s.host}:{http}",
+            ],
+            scheduler,
+            wave=1,
+            health_url=f"http://{s.host}:{http}/health",
+        ),
+        Part(
+            "dask-worker",
+            [
+                dask,
+                "worker",
+                f"tcp://{s.host}:{scheduler}",
+                "--host",
+                s.host,
+                "--nworkers",
+                str(s.dask_workers),
+                "--nthreads",
+                "1",
+                "--worker-port",
+                workers,
+                "--no-dashboard",
+                "--name",
+                "sentinel",
+            ],
+            first,
+            wave=2,
+            health_url=counts,
+            ready=all_joined,
+        ),
     ]
 
 

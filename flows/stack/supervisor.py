@@ -38,7 +38,7 @@ def up(settings: Settings, report: Callable[[str], None] = lambda line: None) ->
     """
     home = folder(settings)
     home.mkdir(parents=True, exist_ok=True)
-    todo = [p for p in parts(settings) if not _alive(home, p)]
+    todo = sorted((p for p in parts(settings) if not _alive(home, p)), key=lambda p: p.wave)
     for part in todo:
         if _port_taken(settings.stack.host, part.port):
             raise StackError(
@@ -108,7 +108,8 @@ def _answers(part: Part, host: str) -> bool:
             sock.settimeout(1)
             return sock.connect_ex((host, part.port)) == 0
     try:
-        return httpx.get(part.health_url, timeout=2).status_code == 200
+        answers = httpx.get(part.health_url, timeout=2).status_code == 200
+        return answers and (part.ready is None or part.ready())
     except httpx.HTTPError:
         return False
 
@@ -169,6 +170,8 @@ def _port_taken(host: str, port: int) -> bool:
 
 
 def _port_option(part: Part) -> str:
+    if part.name.startswith("dask-"):
+        return "dask_ports"
     if part.name.endswith("-worker"):
         return "worker_ports"
     return f"{part.name}_port"

@@ -179,3 +179,16 @@ def test_a_triggered_retrain_is_started_through_the_retrain_deployment(prefect_a
         "reason": "drift: s01",
     }
     assert runs[0]["state_type"] == "SCHEDULED"  # no worker here: it waits for the retrain pool's workers
+
+
+def test_a_deployment_runs_day_parameter_becomes_a_date():
+    """Deployment runs pass JSON: the flows turn `as_of="2026-12-01"` into a date, and name a bad one."""
+    from datetime import date
+
+    from flows.jobs.common import day_parameter
+    from vae import InputError
+
+    assert day_parameter("2026-12-01") == date(2026, 12, 1) == day_parameter(date(2026, 12, 1))
+    assert day_parameter(None) is None
+    with pytest.raises(InputError, match="a day must be YYYY-MM-DD, got '12/01/2026'"):
+        day_parameter("12/01/2026")

@@ -1,0 +1,281 @@
+"""The whole story on the stack, asserted against the servers, not a harness.
+
+After the first scheduled retrain (conftest's `scheduled`) and those the schedule fired since:
+`sentinel serve` runs as its own process under steady requests while another version is promoted
+(later scheduled runs retrain on the same days, where the gates may or may not pass); `sentinel score`
+runs its chunks on the stack's Dask workers and writes scores and alerts to S3; a failing sensor lands
+in a new day, the monitor's schedule fires on it, and its drift-triggered retrain runs through the
+retrain deployment on the worker, excluding the alerted rows, while a second trigger waits for the
+concurrency slot; the gates refuse both with reasons; `sentinel status`, `history` and `backtest` read
+all of it from the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+from distributed import Client
+
+from flows.adapters.connect import lake_of
+from flows.console.demo import corrupt_sensor
+from tests.stack.conftest import (
+    FINAL,
+    MODEL,
+    ROOT,
+    candidate_of,
+    deployment,
+    free_ports,
+    pause,
+    runs_of,
+    s3_keys,
+    sentinel,
+    set_paused,
+    settings_of,
+    wait_for_run,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+DATASET = "mammography"
+
+
+@dataclass
+class Traffic:
+    """Requests sent to the service while the story runs: the versions that answered, and any failure."""
+
+    versions: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def send(self, url: str, body: dict[str, Any]) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                try:
+                    reply = client.post(f"{url}/score", json=body)
+                    if reply.status_code == 200:
+                        self.versions.append(reply.json()["version"])
+                    else:
+                        self.failures.append(f"{reply.status_code}: {reply.text[:200]}")
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], rows: pd.DataFrame) -> Iterator[tuple[str, Traffic]]:
+    """`sentinel serve` as its own process (alias polled every second), with requests sent all along."""
+    (port,) = free_ports(1)
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env | {"SENTINEL_SERVE__POLL_SECONDS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    traffic = Traffic()
+    sender = threading.Thread(target=traffic.send, args=(url, {"records": rows.to_dict("records")}))
+    try:
+        _wait_ready(url, server)
+        sender.start()
+        yield url, traffic
+    finally:
+        traffic.stop.set()
+        if sender.is_alive():
+            sender.join()
+        server.terminate()
+        server.wait(30)
+
+
+def _wait_ready(url: str, server: subprocess.Popen[str], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"sentinel serve exited: {server.stderr.read()[-2000:] if server.stderr else ''}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"sentinel serve did not get ready in {seconds:g} s")
+
+
+def _serving_version(url: str, version: str, seconds: float) -> None:
+    """Wait until the service answers with `version`."""
+    deadline = time.monotonic() + seconds
+    while httpx.get(f"{url}/ready", timeout=5).json()["version"] != version:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the service did not switch to version {version} in {seconds:g} s")
+        time.sleep(0.2)
+
+
+def _quiet(api: str) -> None:
+    """Wait until no retrain is pending or running."""
+    deadline = time.monotonic() + 180
+    while [r for r in runs_of(api, "retrain") if r["state_type"] in ("PENDING", "RUNNING")]:
+        if time.monotonic() > deadline:
+            pytest.fail("retrains still running after 180 s")
+        time.sleep(1)
+
+
+def _states(api: str, run_id: str) -> list[str]:
+    reply = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": run_id}, timeout=10)
+    return [s["name"] for s in sorted(reply.json(), key=lambda s: s["timestamp"])]
+
+
+def _task_prefixes(address: str) -> list[str]:
+    """Names of the tasks the Dask scheduler has seen."""
+    with Client(address, timeout=30) as client:
+        return list(client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+
+
+def _drift_triggered(run: dict[str, Any]) -> bool:
+    return str(run["parameters"].get("reason", "")).startswith("drift:")
+
+
+def _at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+@pytest.fixture(scope="module")
+def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
+    """Run the story once; return what the tests check."""
+    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    settings = settings_of(stack)
+    lake = lake_of(settings)
+    today = datetime.now(UTC).date()
+    with s3_keys():
+        features, older, oldest = (
+            lake.read_window(DATASET, today - timedelta(days=d), 1).filter(regex=r"^s\d+$") for d in (0, 8, 9)
+        )
+    seen: dict[str, Any] = {"first": candidate_of(tracking, scheduled["id"])}
+    retrain = deployment(api, "retrain")
+
+    with serving(stack, features.head(20)) as (url, traffic):
+        # 1. the schedule has fired retrains all along; paused, a version is promoted (an override through
+        # the registry on PostgreSQL) and the service follows it with no failed request
+        pause(api, retrain["id"])
+        _quiet(api)  # a scheduled run that had started before the pause finishes first
+        seen["scheduled_runs"] = [r for r in runs_of(api, "retrain") if r["auto_scheduled"]]
+        seen["served_first"] = httpx.get(f"{url}/ready", timeout=5).json()["version"]
+        client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+        versions = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
+        target = max(versions - {seen["served_first"]}, key=int)
+        promoted = sentinel("promote", target, "--reason", "stack test: the service follows", env=stack)
+        assert promoted.returncode == 0, promoted.stdout[-2000:] + promoted.stderr[-2000:]
+        seen["champion"] = client.get_model_version_by_alias(MODEL, "champion").version
+        _serving_version(url, seen["champion"], seconds=30)
+
+        # 2. batch scoring of today on the stack's Dask workers, results in S3
+        scored = sentinel("score", "--date", today.isoformat(), env=stack)
+        assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-2000:]
+        seen["dask_tasks"] = _task_prefixes(stack["SENTINEL_DASK_ADDRESS"])
+        seen["score"] = scored.stdout
+        with s3_keys():
+            seen["scores_keys"] = lake.store.keys(f"{DATASET}/_scores/date={today}")
+            alerts = lake.store.keys(f"{DATASET}/_alerts/date={today}")
+            seen["alerts"] = sum(len(lake.read_table(k)) for k in alerts)
+
+        # 3. two new days land, the first with a failing sensor (rows of days outside the retrain window,
+        # so they are no duplicates there); the monitor (newest 2 days) fires on them and triggers a retrain
+        failing_day, newest = today + timedelta(days=1), today + timedelta(days=2)
+        with s3_keys():
+            lake.write_day(DATASET, failing_day, corrupt_sensor(older, "s01", seed=1))
+            lake.write_day(DATASET, newest, oldest)
+        monitor = deployment(api, "monitor")
+        set_paused(api, monitor["id"], False)
+        fired = wait_for_run(api, "monitor", lambda r: r["state_type"] in FINAL, seconds=150)
+        pause(api, monitor["id"])
+        seen["monitor"] = fired
+        triggered = wait_for_run(
+            api,
+            "retrain",
+            lambda r: _drift_triggered(r) and r["state_type"] != "SCHEDULED",
+            seconds=120,
+        )
+        # 4. a second trigger while the first holds the deployment's only slot
+        second = httpx.post(
+            f"{api}/deployments/{retrain['id']}/create_flow_run",
+            json={"parameters": triggered["parameters"] | {"reason": "drift: a second trigger"}},
+            timeout=10,
+        ).json()
+        _quiet(api)
+        wait_for_run(api, "retrain", lambda r: r["id"] == second["id"] and r["state_type"] in FINAL, 180)
+        seen["triggered"] = [
+            r | {"states": _states(api, r["id"]), "candidate": candidate_of(tracking, r["id"])}
+            for r in runs_of(api, "retrain")
+            if r["id"] in (triggered["id"], second["id"])
+        ]
+        seen["retrains"] = runs_of(api, "retrain")
+        seen["traffic"] = traffic
+        seen["newest"] = newest
+
+    for command in (["status", "--json"], ["history", "--json"]):
+        out = sentinel(*command, env=stack, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[command[0]] = json.loads(out.stdout)
+    day = newest.isoformat()
+    replay = sentinel("backtest", "--from", day, "--to", day, "--champion", "auto", env=stack, timeout=300)
+    assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
+    seen["backtest"] = replay.stdout
+    return seen
+
+
+def test_the_service_switches_to_a_promoted_version_with_no_failed_request(story):
+    scheduled = [r for r in story["scheduled_runs"] if r["state_type"] == "COMPLETED"]
+    assert len(scheduled) >= 2 and {r["parameters"]["reason"] for r in scheduled} == {"schedule"}
+    assert story["champion"] != story["served_first"]
+    traffic = story["traffic"]
+    assert traffic.failures == []
+    assert story["served_first"] in traffic.versions and traffic.versions[-1] == story["champion"]
+
+
+def test_batch_scoring_runs_on_dask_and_writes_to_s3(story):
+    assert any(name.startswith("score_chunk") for name in story["dask_tasks"]), story["dask_tasks"]
+    assert story["scores_keys"] and story["alerts"] > 0, story["score"]
+
+
+def test_the_monitor_schedule_fires_on_the_failing_sensor_and_retrains_through_the_deployment(story):
+    assert story["monitor"]["state_type"] == "COMPLETED" and story["monitor"]["auto_scheduled"]
+    first, second = story["triggered"]
+    assert first["state_type"] == "COMPLETED", (first["state_name"], first["state"]["message"])
+    assert first["parameters"]["as_of"] == story["newest"].isoformat()
+    assert first["candidate"]["trigger"].startswith("drift: ") and "s01" in first["candidate"]["trigger"]
+    # ran on the retrain pool's worker, leaving out the rows today's scoring flagged
+    assert first["work_queue_name"] and first["deployment_id"] == second["deployment_id"]
+    assert first["candidate"]["metrics"]["rows_alerted_dropped"] == story["alerts"]
+
+
+def test_the_concurrency_limit_holds_and_the_gates_refuse_with_reasons(story):
+    first, second = story["triggered"]
+    assert "AwaitingConcurrencySlot" in second["states"], second["states"]
+    finished = [r for r in story["retrains"] if r["start_time"] and r["end_time"]]
+    spans = sorted((_at(r["start_time"]), _at(r["end_time"])) for r in finished)
+    assert all(end <= start for (_, end), (start, _) in itertools.pairwise(spans)), spans
+    for run in (first, second):
+        assert run["state_type"] == "COMPLETED", (run["state_name"], run["state"]["message"])
+        assert not run["candidate"]["promoted"]
+        assert run["candidate"]["reasons"], "refused without a reason"
+
+
+def test_status_history_and_backtest_read_it_from_the_servers(story):
+    status = story["status"]
+    assert status["champion"]["version"] == story["champion"]
+    refused = {v["version"] for v in status["versions"] if not v["promoted"]}
+    assert {r["candidate"]["version"] for r in story["triggered"]} <= refused
+    moves = [(e["action"], e["champion"]) for e in story["history"]]
+    assert moves[0] == ("promote", story["first"]["version"]) and ("promote", story["champion"]) in moves
+    assert "refused" in story["backtest"] and story["newest"].isoformat() in story["backtest"]
