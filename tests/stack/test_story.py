@@ -170,8 +170,9 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
         pause(api, retrain["id"])
         _quiet(api)  # a scheduled run that had started before the pause finishes first
         seen["scheduled_runs"] = [r for r in runs_of(api, "retrain") if r["auto_scheduled"]]
-        seen["served_first"] = httpx.get(f"{url}/ready", timeout=5).json()["version"]
         client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+        seen["served_first"] = client.get_model_version_by_alias(MODEL, "champion").version
+        _serving_version(url, seen["served_first"], seconds=30)  # the service has caught up with it
         versions = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
         target = max(versions - {seen["served_first"]}, key=int)
         promoted = sentinel("promote", target, "--reason", "stack test: the service follows", env=stack)
