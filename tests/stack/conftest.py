@@ -163,15 +163,17 @@ def set_paused(api: str, deployment_id: str, paused: bool) -> None:
 def pause(api: str, deployment_id: str) -> None:
     """Pause the deployment's schedule and drop the runs its schedule had created but not started.
 
-    Runs waiting for the concurrency slot (state name AwaitingConcurrencySlot) are kept.
+    That includes scheduled runs queued for the concurrency slot (AwaitingConcurrencySlot), which would
+    otherwise run, and promote, later; runs started by hand or by a trigger are kept.
     """
     set_paused(api, deployment_id, True)
     body = {
         "deployments": {"id": {"any_": [deployment_id]}},
-        "flow_runs": {"state": {"name": {"any_": ["Scheduled", "Late"]}}},
+        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
     }
     for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
-        httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=10)
+        if run["auto_scheduled"]:
+            httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=10)
 
 
 def runs_of(api: str, flow: str) -> list[dict[str, Any]]:
