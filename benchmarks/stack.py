@@ -18,16 +18,14 @@ Run: .venv/bin/python benchmarks/stack.py   (writes benchmarks/results/stack.md 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -39,26 +37,20 @@ from publish import publish
 from flows.adapters.connect import lake_of, registry_of
 from flows.console.demo import demo_data, seed_lake
 from flows.settings import Settings
+from flows.stack.client import (
+    clean_env,
+    free_ports,
+    on_free_ports,
+    pause_schedule,
+    pointed_at,
+    wait_until,
+)
 from flows.stack.parts import exports
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "mammography"
 MODEL = "vae-sentinel"
 TARGETS = {"retrain_ratio": 1.5, "schedule_to_running_s": 30.0, "promotion_slack_s": 1.0}
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "PREFECT_", "MLFLOW_"))}
 
 
 def _sentinel(env: dict[str, str], *args: str, timeout: float = 900) -> float:
@@ -80,40 +72,19 @@ def _sentinel(env: dict[str, str], *args: str, timeout: float = 900) -> float:
 @contextmanager
 def _stack(top: Path) -> Iterator[dict[str, str]]:
     """A stack on free ports with Prefect's default scheduler loop; its environment; down at the end."""
-    home = top / "stack-home"
-    pg, s3, ml, pf, w1, w2 = _free_ports(6)
-    env = _clean_env() | {
-        "SENTINEL_HOME": str(home),
-        "SENTINEL_STACK__POSTGRES_PORT": str(pg),
-        "SENTINEL_STACK__S3_PORT": str(s3),
-        "SENTINEL_STACK__MLFLOW_PORT": str(ml),
-        "SENTINEL_STACK__PREFECT_PORT": str(pf),
-        "SENTINEL_STACK__WORKER_PORTS": json.dumps([w1, w2]),
-    }
+    env = on_free_ports(top / "stack-home")
     try:
         _sentinel(env, "stack", "up")
-        settings = Settings(home=home, stack={"postgres_port": pg, "s3_port": s3, "mlflow_port": ml,
-                                              "prefect_port": pf, "worker_ports": (w1, w2)})  # fmt: skip
-        yield env | exports(settings)
+        with pointed_at(env) as settings:
+            exported = exports(settings)
+        yield env | exported
     finally:
         subprocess.run([sys.executable, "-m", "flows", "stack", "down"], cwd=ROOT, env=env, check=False)
 
 
-@contextmanager
-def _pointed_at(env: dict[str, str]) -> Iterator[Settings]:
-    """The settings (and S3 keys) of `env`, in this process while the block runs."""
-    saved = dict(os.environ)
-    try:
-        os.environ.update({k: v for k, v in env.items() if k.startswith(("SENTINEL_", "AWS_"))})
-        yield Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def _seed(env: dict[str, str], today: date) -> None:
     """The same ten normal days in either home's lake (folder or S3)."""
-    with _pointed_at(env) as settings:
+    with pointed_at(env) as settings:
         seed_lake(lake_of(settings), demo_data(settings), DATASET, 10, today, seed=0, failing=False)
 
 
@@ -134,28 +105,24 @@ def _schedule_lags(stack: dict[str, str], runs: int) -> list[float]:
               "--retrain-cron", "* * * * *", "--monitor-cron", "0 0 1 1 *")  # fmt: skip
     api = stack["SENTINEL_PREFECT_API_URL"]
     body = {"flows": {"name": {"any_": ["retrain"]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    deadline = time.monotonic() + 120 + 75 * runs
-    while time.monotonic() < deadline:
+    started: list[dict[str, Any]] = []
+
+    def enough() -> bool:
         found = httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json()
-        started = [r for r in found if r["auto_scheduled"] and r["start_time"]]
-        if len(started) >= runs:
-            deployment = started[0]["deployment_id"]
-            httpx.patch(f"{api}/deployments/{deployment}", json={"paused": True}, timeout=10)
-            _wait_idle(api)
-            return sorted(
-                (
-                    datetime.fromisoformat(r["start_time"]) - datetime.fromisoformat(r["expected_start_time"])
-                ).total_seconds()
-                for r in started[:runs]
-            )
-        time.sleep(2)
-    sys.exit(f"fewer than {runs} scheduled retrains started in time")
+        started[:] = [r for r in found if r["auto_scheduled"] and r["start_time"]]
+        return len(started) >= runs
 
-
-def _wait_idle(api: str) -> None:
-    body = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}}
-    while httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
-        time.sleep(2)
+    wait_until(enough, 120 + 75 * runs, f"{runs} scheduled retrains started", interval=2)
+    pause_schedule(api, started[0]["deployment_id"])
+    idle = {"flow_runs": {"state": {"type": {"any_": ["PENDING", "RUNNING"]}}}}
+    wait_until(lambda: not httpx.post(f"{api}/flow_runs/filter", json=idle, timeout=10).json(), 600,
+               "flow runs finishing", interval=2)  # fmt: skip
+    return sorted(
+        (
+            datetime.fromisoformat(r["start_time"]) - datetime.fromisoformat(r["expected_start_time"])
+        ).total_seconds()
+        for r in started[:runs]
+    )
 
 
 def _promotions(stack: dict[str, str], count: int, poll_seconds: float) -> list[float]:
@@ -163,7 +130,7 @@ def _promotions(stack: dict[str, str], count: int, poll_seconds: float) -> list[
     tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{MODEL}'"))
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
         [sys.executable, "-m", "flows", "serve", "--port", str(port)],
@@ -171,7 +138,9 @@ def _promotions(stack: dict[str, str], count: int, poll_seconds: float) -> list[
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _until(lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200, 180)
+        wait_until(
+            lambda: httpx.get(f"{url}/ready", timeout=2).status_code == 200, 180, "sentinel serve ready"
+        )
         seconds = []
         for i in range(count):
             version = str(versions[i % 2])  # back and forth between the two oldest versions
@@ -179,22 +148,13 @@ def _promotions(stack: dict[str, str], count: int, poll_seconds: float) -> list[
                 version = str(versions[(i + 1) % 2])
             _sentinel(stack, "promote", version, "--reason", "benchmark: promotion to serving")
             moved = time.perf_counter()
-            _until(lambda v=version: httpx.get(f"{url}/ready", timeout=5).json()["version"] == v, 120)
+            wait_until(lambda v=version: httpx.get(f"{url}/ready", timeout=5).json()["version"] == v, 120,
+                       f"the service switching to version {version}", interval=0.05)  # fmt: skip
             seconds.append(time.perf_counter() - moved)
         return seconds
     finally:
         server.terminate()
         server.wait(30)
-
-
-def _until(check: Any, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with suppress(httpx.HTTPError):
-            if check():
-                return
-        time.sleep(0.1)
-    sys.exit(f"not reached in {seconds:g} s")
 
 
 def _artifacts(stack: dict[str, str], folder: Path) -> dict[str, float]:
@@ -221,8 +181,8 @@ def _mlflow_serve(stack: dict[str, str], folder: Path, today: date) -> dict[str,
     seconds until /ping answers (the build included) and its scores' largest gap to ours in process.
     """
     tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
-    (port,) = _free_ports(1)
-    env = _clean_env() | {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_ENV_ROOT": str(folder / "envs")}
+    (port,) = free_ports(1)
+    env = clean_env() | {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_ENV_ROOT": str(folder / "envs")}
     program = str(Path(sys.executable).parent / "mlflow")
     command = [program, "models", "serve", "-m", f"models:/{MODEL}@champion",
                "--env-manager", "virtualenv", "-h", "127.0.0.1", "-p", str(port)]  # fmt: skip
@@ -230,9 +190,10 @@ def _mlflow_serve(stack: dict[str, str], folder: Path, today: date) -> dict[str,
     start = time.perf_counter()
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _until(lambda: httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200, 1200)
+        ping = f"http://127.0.0.1:{port}/ping"
+        wait_until(lambda: httpx.get(ping, timeout=2).status_code == 200, 1200, "mlflow models serve")
         ready = time.perf_counter() - start
-        with _pointed_at(stack) as settings:
+        with pointed_at(stack) as settings:
             loaded = registry_of(settings).champion()
             assert loaded is not None, "no champion"
             rows = lake_of(settings).read_window(DATASET, today, 1)[list(loaded.contract.names)].head(200)
@@ -305,7 +266,7 @@ def main() -> None:
     poll = Settings.model_fields["serve"].default.poll_seconds
     with tempfile.TemporaryDirectory(prefix="sentinel-bench-") as top:
         Path(top).chmod(0o755)  # PostgreSQL runs as its own user
-        embedded = _clean_env() | {"SENTINEL_HOME": str(Path(top) / "embedded-home")}
+        embedded = clean_env() | {"SENTINEL_HOME": str(Path(top) / "embedded-home")}
         _seed(embedded, today)
         with _stack(Path(top)) as stack:
             _seed(stack, today)

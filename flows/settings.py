@@ -97,6 +97,18 @@ class RetrainSettings(_Section):
     reference_rows: int = Field(
         20_000, ge=100, description="Training rows kept with each version as the drift reference."
     )
+    sample_rows: int = Field(
+        200_000,
+        ge=1_000,
+        description="Clean rows of the window a candidate trains, calibrates and is compared on: a seeded "
+        "uniform sample (all of them when the window is smaller); memory grows with it, not the window.",
+    )
+    memory_limit_gb: float | None = Field(
+        None,
+        gt=0,
+        description="Memory a retrain may plan for; None: 80% of what is available when it starts. A "
+        "window that would need more stops before reading.",
+    )
     contract: ContractPolicy = ContractPolicy()
     gates: GateBounds = GateBounds()
 

@@ -1,4 +1,11 @@
-"""Check a data window against its contract with Great Expectations; split failures into batch and row level.
+"""Check a data window against its contract with Great Expectations, batch by batch, at any size.
+
+Column rules (present, dtype, non-null, in range) run on every row of each batch (a lake file), a few
+columns at a time: GX's pandas engine copies the frame it checks once per metric, so narrow frames keep
+that cheap on large batches. Window rules (row count, freshness, duplicate rows) run once on the whole
+window, on a frame of one 64-bit hash and the age in days per row. `window_report` merges the per-batch
+results into one GX result and splits failures into batch level (the run stops) and row level (the rows
+are quarantined).
 
 Example:
     >>> report = validate_frame(window, contract, policy, as_of=date(2026, 11, 30))
@@ -7,18 +14,22 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
 import great_expectations as gx
+import numpy as np
 import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from validation.contracts import ContractPolicy, DataContract
-from validation.suites import AGE_COLUMN, BATCH_LEVEL, ROW_LEVEL, build_suite
+from validation.suites import AGE_COLUMN, BATCH_LEVEL, HASH_COLUMN, ROW_LEVEL, column_suite, window_suite
 
 _EXAMPLE_ROWS = 5
+_COUNTS = ("element_count", "unexpected_count", "missing_count")
+_CELLS_PER_CHECK = 200_000  # GX copies the checked frame per metric: large batches go a column at a time
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class FailedExpectation:
 
     def __str__(self) -> str:
         what = BATCH_LEVEL.get(self.expectation, self.expectation)
-        where = f" [{self.column}]" if self.column and self.column != AGE_COLUMN else ""
+        where = f" [{self.column}]" if self.column and self.column not in (AGE_COLUMN, HASH_COLUMN) else ""
         return f"{what}{where}: observed {self.observed}, expected {self.expected} ({self.expectation})"
 
 
@@ -68,6 +79,98 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class BatchCheck:
+    """The column rules on one batch: GX's results (JSON) and the reason each failing row is quarantined."""
+
+    n_rows: int
+    results: tuple[dict[str, Any], ...]
+    reasons: pd.Series  # indexed by the row's position in the batch
+
+
+def check_batch(frame: pd.DataFrame, contract: DataContract) -> BatchCheck:
+    """Run the contract's column rules on every row of `frame` (not modified), one column at a time."""
+    context = _quiet_context()
+    batches = (
+        context.data_sources.add_pandas(name="lake")
+        .add_dataframe_asset(name="batch")
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    positional = frame.reset_index(drop=True)
+    per_batch = max(1, _CELLS_PER_CHECK // max(len(frame), 1))
+    results, reasons = [], []
+    for first in range(0, len(contract.columns), per_batch):
+        rules = contract.columns[first : first + per_batch]
+        columns = positional[[r.name for r in rules if r.name in positional]]
+        checked = batches.get_batch(batch_parameters={"dataframe": columns}).validate(
+            column_suite(rules), result_format={"result_format": "COMPLETE"}
+        )
+        for r in checked.results:
+            results.append(r.to_json_dict())
+            cfg, rows = r.expectation_config, r.result.get("unexpected_index_list")
+            if cfg is not None and cfg.type in ROW_LEVEL and rows:  # no list when the column is missing
+                reasons.append(pd.Series(f"{ROW_LEVEL[cfg.type]}: {cfg.kwargs['column']}", index=rows))
+    merged = pd.concat(reasons).groupby(level=0).agg("; ".join) if reasons else pd.Series(dtype=object)
+    return BatchCheck(len(frame), tuple(results), merged.sort_index())
+
+
+def row_hashes(frame: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """One 64-bit hash per row of the contract's columns that `frame` has (equal rows, equal hashes)."""
+    present = [n for n in names if n in frame]
+    return pd.util.hash_pandas_object(frame[present], index=False).to_numpy()
+
+
+def window_report(
+    batches: Sequence[BatchCheck],
+    hashes: np.ndarray,
+    ages: np.ndarray,
+    policy: ContractPolicy,
+    examples: pd.DataFrame,
+) -> ValidationReport:
+    """Decide the window from its batches' column checks and its rows' hashes and ages (days old).
+
+    Args:
+        batches: each batch's column checks, in window order (row positions continue across batches).
+        hashes: `row_hashes` of every row of the window, in window order.
+        ages: days between the window's end and each row's partition, in window order.
+        policy: window limits (rows, freshness, duplicates, largest quarantined share).
+        examples: a few quarantined rows (features and reason) to show when the window passes.
+    """
+    index = pd.DataFrame({HASH_COLUMN: hashes, AGE_COLUMN: ages})
+    window = run_suite(index, window_suite(policy), "SUMMARY")
+    results = [r.to_json_dict() for r in window.results] + _merged(batches)
+    failures = [
+        _describe(r["expectation_config"]["type"], r["expectation_config"]["kwargs"].get("column"),
+                  r["expectation_config"]["kwargs"], r["result"])
+        for r in results
+        if not r["success"] and r["expectation_config"]["type"] not in ROW_LEVEL
+    ]  # fmt: skip
+    if any(f.expectation == "expect_column_to_exist" for f in failures):  # the rest is fallout
+        failures = [f for f in failures if f.observed != "error"]
+    offsets = np.cumsum([0, *(b.n_rows for b in batches)])
+    parts = [b.reasons.set_axis(b.reasons.index + start) for b, start in zip(batches, offsets, strict=False)]
+    quarantined = pd.concat(parts) if any(len(p) for p in parts) else pd.Series(dtype=object)
+    share = len(quarantined) / max(len(hashes), 1)
+    if share > policy.max_quarantine_fraction:
+        failures.append(
+            FailedExpectation(
+                "quarantine_share", None, f"{share:.2%} of rows", f"<= {policy.max_quarantine_fraction:.2%}"
+            )
+        )
+    gx_result = {
+        "success": not failures,
+        "statistics": {
+            "evaluated_expectations": len(results),
+            "successful_expectations": sum(r["success"] for r in results),
+            "batches": len(batches),
+            "rows": len(hashes),
+        },
+        "results": results,
+    }
+    shown = examples if len(quarantined) and not failures else pd.DataFrame()
+    return ValidationReport(len(hashes), tuple(failures), quarantined, shown, gx_result)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     contract: DataContract,
@@ -75,7 +178,7 @@ def validate_frame(
     as_of: date,
     date_column: str = "_date",
 ) -> ValidationReport:
-    """Run the contract's expectations on `frame` (not modified) and classify the failures.
+    """Run every rule of the contract and policy on `frame` (not modified), as a window of one batch.
 
     Args:
         frame: the window; feature columns plus `date_column`, each row's partition date.
@@ -88,52 +191,56 @@ def validate_frame(
         The report; `passed` is False when a batch-level expectation failed or too many rows were
         quarantined.
     """
-    checked = frame.copy(deep=False)
-    checked[AGE_COLUMN] = (pd.Timestamp(as_of) - pd.to_datetime(frame[date_column])).dt.days
-    result = run_suite(checked, build_suite(contract, policy), "COMPLETE")
-    failures, reasons = [], pd.Series(dtype=object)
-    for r in result.results:
-        cfg = r.expectation_config
-        if r.success or cfg is None:
-            continue
-        column = cfg.kwargs.get("column")
-        if cfg.type in ROW_LEVEL:
-            if "unexpected_index_list" in r.result:  # absent when the column itself is missing
-                bad = pd.Series(f"{ROW_LEVEL[cfg.type]}: {column}", index=r.result["unexpected_index_list"])
-                reasons = pd.concat([reasons, bad])
-        else:
-            failures.append(_describe(cfg.type, column, cfg.kwargs, r.result))
-    if any(f.expectation == "expect_column_to_exist" for f in failures):  # the rest is fallout
-        failures = [f for f in failures if f.observed != "error"]
-    quarantined = reasons.groupby(level=0).agg("; ".join) if len(reasons) else reasons
-    share = len(quarantined) / max(len(frame), 1)
-    if share > policy.max_quarantine_fraction:
-        failures.append(
-            FailedExpectation(
-                "quarantine_share", None, f"{share:.2%} of rows", f"<= {policy.max_quarantine_fraction:.2%}"
-            )
-        )
-    examples = (
-        frame.loc[quarantined.index[:_EXAMPLE_ROWS], list(contract.names)].assign(
-            reason=quarantined.iloc[:_EXAMPLE_ROWS]
-        )
-        if len(quarantined) and not failures
-        else pd.DataFrame()
-    )
-    return ValidationReport(len(frame), tuple(failures), quarantined, examples, result.to_json_dict())
+    batch = check_batch(frame, contract)
+    ages = (pd.Timestamp(as_of) - pd.to_datetime(frame[date_column])).dt.days.to_numpy()
+    shown = batch.reasons.iloc[:_EXAMPLE_ROWS]
+    present = [n for n in contract.names if n in frame]
+    examples = frame.iloc[shown.index][present].assign(reason=shown.to_numpy())
+    report = window_report([batch], row_hashes(frame, contract.names), ages, policy, examples)
+    return replace(report, quarantined=report.quarantined.set_axis(frame.index[report.quarantined.index]))
 
 
 def run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, result_format: str = "SUMMARY") -> Any:
     """Validate `frame` in a throwaway in-memory GX context, quietly (COMPLETE lists failing row indices)."""
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
-        context.data_sources.add_pandas(name="lake")
+        _quiet_context()
+        .data_sources.add_pandas(name="lake")
         .add_dataframe_asset(name="window")
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
     return batch.validate(suite, result_format={"result_format": result_format})
+
+
+def _quiet_context() -> Any:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _merged(batches: Sequence[BatchCheck]) -> list[dict[str, Any]]:
+    """One result per column expectation over all batches: counts summed, the first failure's details."""
+    groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
+    for batch in batches:
+        for r in batch.results:
+            cfg = r["expectation_config"]
+            groups.setdefault((cfg["type"], cfg["kwargs"].get("column")), []).append(r)
+    merged = []
+    for found in groups.values():
+        failed = [r for r in found if not r["success"]]
+        first = (failed or found)[0]
+        result = dict(first["result"])
+        for key in ("unexpected_list", "unexpected_index_list", "unexpected_index_query"):
+            result.pop(key, None)  # per batch, and as long as the batch: the quarantine file holds them
+        if all("unexpected_count" in r["result"] for r in found):
+            counts = {k: sum(r["result"].get(k, 0) for r in found) for k in _COUNTS}
+            nonmissing = max(counts["element_count"] - counts["missing_count"], 1)
+            counts["unexpected_percent"] = 100 * counts["unexpected_count"] / nonmissing
+            result |= counts
+        config = {k: v for k, v in first["expectation_config"].items() if k != "id"}
+        config["kwargs"] = {k: v for k, v in config["kwargs"].items() if k != "batch_id"}
+        merged.append({**first, "success": not failed, "result": result, "expectation_config": config})
+    return merged
 
 
 def _describe(

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,14 +85,36 @@ class DataContract(BaseModel):
         missing = [c for c in names if c not in frame.columns]
         if missing or frame.empty:
             raise InputError(f"cannot derive a contract: missing columns {missing}" if missing else "no rows")
+        return cls.from_ranges(column_ranges(frame[list(names)]), tolerance)
+
+    @classmethod
+    def from_ranges(cls, ranges: pd.DataFrame, tolerance: float) -> DataContract:
+        """The contract of columns whose dtype, min and max are known (`column_ranges`, possibly merged).
+
+        Raises:
+            InputError: a non-numeric column.
+        """
         rules = []
-        for name in names:
-            col = frame[name]
-            if str(col.dtype) not in INT_TYPES + FLOAT_TYPES:
-                raise InputError(
-                    f"cannot derive a contract: column {name!r} has non-numeric dtype {col.dtype}"
-                )
-            lo, hi = float(col.min()), float(col.max())
+        for name, (dtype, lo, hi) in ranges[["dtype", "min", "max"]].iterrows():
+            if dtype not in INT_TYPES + FLOAT_TYPES:
+                raise InputError(f"cannot derive a contract: column {name!r} has non-numeric dtype {dtype}")
+            lo, hi = float(lo), float(hi)
             pad = tolerance * max(hi - lo, 1e-9 * max(1.0, abs(lo)))
-            rules.append(ColumnRule(name=str(name), dtype=str(col.dtype), min=lo - pad, max=hi + pad))
+            rules.append(ColumnRule(name=str(name), dtype=dtype, min=lo - pad, max=hi + pad))
         return cls(columns=tuple(rules), range_tolerance=tolerance)
+
+
+def column_ranges(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per column of `frame`: its dtype, min and max (NaN ignored); merge several with `merge_ranges`."""
+    numeric = [c for c in frame.columns if str(frame[c].dtype) in INT_TYPES + FLOAT_TYPES]
+    ranges = pd.DataFrame({"dtype": frame.dtypes.astype(str), "min": np.nan, "max": np.nan})
+    ranges.loc[numeric, "min"] = frame[numeric].min()
+    ranges.loc[numeric, "max"] = frame[numeric].max()
+    return ranges
+
+
+def merge_ranges(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """The ranges of the rows of several frames together, columns in the first one's order (its dtype)."""
+    stacked = pd.concat(parts)
+    merged = stacked.groupby(level=0, sort=False).agg({"dtype": "first", "min": "min", "max": "max"})
+    return merged.loc[parts[0].index]

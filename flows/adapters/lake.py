@@ -25,13 +25,31 @@ from datetime import date, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from flows.errors import StoreError, StoreUnavailableError
 
 META_COLUMNS = ("_date", "_source", "_row")
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 _READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv}
+
+
+@dataclass(frozen=True)
+class PartitionFile:
+    """One raw file of a day partition: its key in the store, its day and its size in bytes."""
+
+    dataset: str
+    key: str
+    day: date
+    size: int
+
+    @property
+    def source(self) -> str:
+        """The file relative to its dataset: each row's `_source`."""
+        return self.key.removeprefix(f"{self.dataset}/")
 
 
 class Store(Protocol):
@@ -43,6 +61,9 @@ class Store(Protocol):
 
     def keys(self, prefix: str) -> list[str]:
         """Every key under `prefix`, recursively, sorted."""
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every key under `prefix` with its size in bytes, sorted by key."""
 
     def read(self, key: str) -> bytes:
         """The object's bytes."""
@@ -64,8 +85,12 @@ class LocalStore:
 
     def keys(self, prefix: str) -> list[str]:
         """Every file under `prefix`, as keys relative to the root."""
-        base = self.root / prefix
-        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        return list(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every file under `prefix` with its size, keys relative to the root."""
+        found = ((p.relative_to(self.root).as_posix(), p) for p in (self.root / prefix).rglob("*"))
+        return {key: path.stat().st_size for key, path in sorted(found) if path.is_file()}
 
     def read(self, key: str) -> bytes:
         """The file's bytes."""
@@ -103,16 +128,24 @@ class S3Store:
 
     def keys(self, prefix: str) -> list[str]:
         """Every object under `prefix`, as keys relative to the store's prefix."""
+        return list(self.sizes(prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under `prefix` with its size, keys relative to the store's prefix."""
         base = self._key(prefix).rstrip("/")
         full = f"{base}/" if base else ""  # the store's root: every object
-        out = []
+        out: dict[str, int] = {}
         with self._errors(f"list {self.uri}/{prefix}"):
             for page in self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=full
             ):
-                out += [obj["Key"] for obj in page.get("Contents", [])]
+                out |= {obj["Key"]: obj["Size"] for obj in page.get("Contents", [])}
         cut = len(self.prefix.rstrip("/")) + 1 if self.prefix else 0
-        return sorted(k[cut:] for k in out)
+        return {k[cut:]: out[k] for k in sorted(out)}
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        """Pickled as its address (a Dask worker opens its own client, with its own credentials)."""
+        return open_store, (self.uri, self.client.meta.endpoint_url)
 
     def read(self, key: str) -> bytes:
         """The object's bytes."""
@@ -194,22 +227,39 @@ class Lake:
         Raises:
             StoreError: the store is unreachable, a file is corrupt, or the window holds no partition.
         """
-        start = as_of - timedelta(days=days - 1)
-        frames = [
-            self._read_file(dataset, key, day)
-            for day in self.require_days(dataset)
-            if start <= day <= as_of
-            for key in self.store.keys(f"{dataset}/date={day.isoformat()}")
-            if PurePosixPath(key).suffix in _READERS
-        ]
-        if not frames:
-            raise StoreError(f"no partitions of {dataset!r} between {start} and {as_of} in {self.store.uri}")
+        frames = [self.read_file(file) for file in self.window_files(dataset, as_of, days)]
         return pd.concat(frames, ignore_index=True)
 
-    def _read_file(self, dataset: str, key: str, day: date) -> pd.DataFrame:
-        frame = self.read_table(key)
-        source = key.removeprefix(f"{dataset}/")
-        return frame.assign(_date=pd.Timestamp(day), _source=source, _row=range(len(frame)))
+    def window_files(self, dataset: str, as_of: date, days: int) -> list[PartitionFile]:
+        """The raw files of the partitions dated (as_of - days, as_of], oldest day first.
+
+        Raises:
+            StoreError: the store is unreachable, or the window holds no partition.
+        """
+        start = as_of - timedelta(days=days - 1)
+        files = [
+            PartitionFile(dataset, key, day, size)
+            for day in self.require_days(dataset)
+            if start <= day <= as_of
+            for key, size in self.store.sizes(f"{dataset}/date={day.isoformat()}").items()
+            if PurePosixPath(key).suffix in _READERS
+        ]
+        if not files:
+            raise StoreError(f"no partitions of {dataset!r} between {start} and {as_of} in {self.store.uri}")
+        return files
+
+    def read_file(self, file: PartitionFile) -> pd.DataFrame:
+        """One raw file's rows with `META_COLUMNS` (its file as a categorical `_source`).
+
+        Raises:
+            StoreError: unreachable, missing, of another format, or corrupt.
+        """
+        frame = self.read_table(file.key)
+        n = len(frame)
+        source = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[file.source])
+        day = np.full(n, np.datetime64(file.day, "ns"))
+        identity = pd.DataFrame({"_date": day, "_source": source, "_row": np.arange(n)}, index=frame.index)
+        return pd.concat([frame, identity], axis=1)
 
     def read_table(self, key: str) -> pd.DataFrame:
         """One parquet or CSV file.
@@ -224,18 +274,22 @@ class Lake:
             )
         data = self.store.read(key)
         try:
+            if reader is pd.read_parquet:
+                return pq.read_table(pa.BufferReader(data)).to_pandas()
             return reader(io.BytesIO(data))
         except Exception as exc:  # parquet/csv parsers raise many types for a corrupt file
             raise StoreError(f"corrupt file {self.store.uri}/{key}: {type(exc).__name__}: {exc}") from None
 
     def alerted(self, dataset: str, start: date, end: date) -> pd.DataFrame:
-        """(_source, _row) of rows the champion flagged in partitions dated [start, end]."""
+        """(_source, _row) of rows the champion flagged in partitions dated [start, end], each once."""
         frames = [
             pd.read_parquet(io.BytesIO(self.store.read(key)), columns=["_source", "_row"])
             for day in _dates(start, end)
             for key in self.store.keys(f"{dataset}/_alerts/date={day.isoformat()}")
         ]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["_source", "_row"])
+        if not frames:
+            return pd.DataFrame({"_source": pd.Series(dtype=str), "_row": pd.Series(dtype=np.int64)})
+        return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
 
     def write_day(self, dataset: str, day: date, frame: pd.DataFrame, name: str = "part-0") -> str:
         """Add a raw partition file (never replaces one); returns its key."""

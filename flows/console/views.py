@@ -44,9 +44,9 @@ def outcome_lines(outcome: RetrainOutcome) -> list[str]:
     """Where the rows went and how training started."""
     r = outcome.rows
     return [
-        f"{outcome.start}; window {r['window']:,} rows: {r['alerted_dropped']:,} alerted and "
-        f"{r['quarantined']:,} quarantined dropped; {r['train']:,} train, {r['calibration']:,} calibrate, "
-        f"{r['evaluation']:,} compare",
+        f"{outcome.start}; window {r['window']:,} rows read: {r['alerted_dropped']:,} alerted dropped, "
+        f"{r['validated']:,} validated, {r['quarantined']:,} quarantined; {r['sampled']:,} sampled: "
+        f"{r['train']:,} train, {r['calibration']:,} calibrate, {r['evaluation']:,} compare",
         f"run {outcome.run_id}"
         + ("" if outcome.promoted else f"; refused: {'; '.join(outcome.decision.reasons)}"),
     ]

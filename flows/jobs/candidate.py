@@ -1,13 +1,12 @@
 """What a retraining candidate is made of: its training data split by time, and its record for the registry.
 
 Example:
-    >>> data = TrainingData(holdout_split(clean_rows, holdout_days=1, seed=0), shadow=None, names=cols)
+    >>> data = TrainingData(holdout_split(sample, holdout_days=1, seed=0), None, cols, scanned.data_hash)
     >>> record = candidate_record(detector, data, scores, comparison, report, summary, settings, files, None)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -38,6 +37,7 @@ class TrainingData:
     split: HoldoutSplit
     shadow: pd.DataFrame | None
     names: tuple[str, ...]
+    data_hash: str  # identifies the clean window the sample was drawn from
     window: int = 1
 
     def features(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,11 +59,6 @@ class TrainingData:
     def clean(self) -> pd.DataFrame:
         """Every row the candidate saw (train, calibration, evaluation)."""
         return pd.concat([self.split.train, self.split.calibration, self.split.evaluation])
-
-    def content_hash(self) -> str:
-        """sha256 of the rows the candidate saw (features and row identity)."""
-        hashed = pd.util.hash_pandas_object(self.clean[[*self.names, "_source", "_row"]], index=False)
-        return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -110,7 +105,7 @@ def candidate_record(
     `champion` is the champion with its scores on the same rows, plotted beside the candidate's.
     """
     contract = DataContract.derive(data.clean, settings.retrain.contract.range_tolerance, data.names)
-    summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.content_hash()}
+    summary = {**asdict(window), "as_of": window.as_of.isoformat(), "hash": data.data_hash}
     gates = [asdict(g) for g in comparison.decision.gates]
     manifest = run_manifest(candidate, summary, gates, settings.detector.seed, settings.detector.device)
     described = manifest["detector"]  # threshold, alpha and FPR range, computed once for both records

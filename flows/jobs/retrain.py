@@ -24,10 +24,11 @@ from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
+import psutil
 from prefect import flow, get_run_logger
 
-from flows.adapters.connect import lake_of, registry_of
-from flows.adapters.lake import META_COLUMNS, Lake
+from flows.adapters.connect import lake_of, mapper_of, registry_of
+from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import CandidateRecord, LoadedVersion, Registry
 from flows.errors import ValidationFailedError
 from flows.jobs.candidate import (
@@ -40,11 +41,12 @@ from flows.jobs.candidate import (
     save_reference,
 )
 from flows.jobs.common import day_parameter, io_task, load_champion, pure_task
+from flows.jobs.window import SamplePlan, ScannedWindow, derive_contract, require_memory, scan_window
 from flows.settings import Settings, load_settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
 from vae.splits import holdout_split
-from validation.checks import ValidationReport, validate_frame
+from validation.checks import ValidationReport
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
 
@@ -68,28 +70,30 @@ class RetrainOutcome:
 
 # ----------------------------------------------------------------------------------------- tasks
 @io_task
-def load_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[pd.DataFrame, int]:
-    """The window's rows minus those the champion flagged; returns (rows, number dropped as alerts)."""
-    window = lake.read_window(dataset, as_of, days)
-    alerts = lake.alerted(dataset, as_of - timedelta(days=days - 1), as_of)
-    flagged = window.set_index(["_source", "_row"]).index.isin(alerts.set_index(["_source", "_row"]).index)
-    return window.loc[~flagged].reset_index(drop=True), int(flagged.sum())
-
-
-@pure_task
-def check_window(
-    window: pd.DataFrame, contract: DataContract, settings: Settings, as_of: date
-) -> ValidationReport:
-    """Great Expectations on the window against the contract."""
-    return validate_frame(window, contract, settings.retrain.contract, as_of)
+def list_window(lake: Lake, dataset: str, as_of: date, days: int) -> tuple[list[PartitionFile], pd.DataFrame]:
+    """The window's raw files, and (_source, _row) of its rows the champion flagged."""
+    return lake.window_files(dataset, as_of, days), lake.alerted(
+        dataset, as_of - timedelta(days=days - 1), as_of
+    )
 
 
 @io_task
-def save_quarantine(
-    lake: Lake, dataset: str, run_id: str, window: pd.DataFrame, report: ValidationReport
-) -> str:
+def scan(
+    lake: Lake,
+    files: list[PartitionFile],
+    contract: DataContract,
+    settings: Settings,
+    as_of: date,
+    alerted: pd.DataFrame,
+) -> ScannedWindow:
+    """Read, validate (Great Expectations) and sample the window file by file, here or on Dask."""
+    policy, mapper = settings.retrain.contract, mapper_of(settings)
+    return scan_window(lake, files, contract, sample_plan(settings), policy, as_of, alerted, mapper)
+
+
+@io_task
+def save_quarantine(lake: Lake, dataset: str, run_id: str, rows: pd.DataFrame) -> str:
     """Write the quarantined rows with their reason; the raw partitions are untouched."""
-    rows = window.loc[report.quarantined.index].assign(reason=report.quarantined.to_numpy())
     return lake.write_quarantine(dataset, run_id, rows)
 
 
@@ -187,22 +191,27 @@ def retrain(
     with clock("registry"):
         champion = load_champion(registry)
     with clock("lake"):
-        window, n_alerted = load_window(lake, dataset, as_of, window_days)
+        parts, alerted = list_window(lake, dataset, as_of, window_days)
         shadow = load_shadow(lake, dataset, cfg.shadow_key)
     with clock("validation"):
-        contract = contract_for(window, champion, settings)
-        report = check_window(window, contract, settings, as_of)
+        contract = contract_for(lake, parts, champion, settings)
+    require_memory(parts, len(contract.names), sample_plan(settings), memory_limit(settings))
+    scanned = scan(lake, parts, contract, settings, as_of, alerted)
+    clock.add(scanned.seconds)
+    report = scanned.report
     with clock("lake"):
-        if len(report.quarantined):
-            save_quarantine(lake, dataset, run_id, window, report)
+        if len(scanned.quarantined):
+            save_quarantine(lake, dataset, run_id, scanned.quarantined)
     if not report.passed:
         saved = write_report(settings, dataset, run_id, "validation.json", report.gx_result)
         stop(report, f"window {dataset} to {as_of}", saved)
-    clean = window.drop(index=report.quarantined.index)
     data = TrainingData(
-        holdout_split(clean, cfg.holdout_days, settings.detector.seed, in_order=settings.detector.window > 1),
+        holdout_split(
+            scanned.sample, cfg.holdout_days, settings.detector.seed, in_order=settings.detector.window > 1
+        ),
         shadow,
         contract.names,
+        scanned.data_hash,
         settings.detector.window,
     )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
@@ -225,11 +234,7 @@ def retrain(
         champ_metrics, champ_scores = (None, {}) if champion is None else measure(champion.detector, data)
         decision = promotion_decision(cand_metrics, champ_metrics, cfg.gates, settings.detector.target_fpr)
         split = data.split
-        rows = {
-            "window": len(window) + n_alerted,
-            "alerted_dropped": n_alerted,
-            "quarantined": len(report.quarantined),
-        }
+        rows = {"window": scanned.rows["read"]} | {k: v for k, v in scanned.rows.items() if k != "read"}
         rows |= {
             "train": len(split.train),
             "calibration": len(split.calibration),
@@ -266,18 +271,36 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            self.add({name: time.perf_counter() - started})
+
+    def add(self, seconds: dict[str, float]) -> None:
+        """Add seconds measured elsewhere (e.g. by the workers that scanned the window)."""
+        for name, spent in seconds.items():
+            self.seconds[name] = self.seconds.get(name, 0.0) + spent
 
 
 # --------------------------------------------------------------------------------------- helpers
-def contract_for(window: pd.DataFrame, champion: LoadedVersion | None, settings: Settings) -> DataContract:
+def contract_for(
+    lake: Lake, files: list[PartitionFile], champion: LoadedVersion | None, settings: Settings
+) -> DataContract:
     """A hand-edited contract file if configured, else the champion's, else one derived from this window."""
     if settings.retrain.contract_file is not None:
         return DataContract.model_validate_json(settings.retrain.contract_file.read_text())
     if champion is not None:
         return champion.contract
-    features = tuple(c for c in window.columns if c not in META_COLUMNS)
-    return DataContract.derive(window, settings.retrain.contract.range_tolerance, features)
+    return derive_contract(lake, files, settings.retrain.contract.range_tolerance, mapper_of(settings))
+
+
+def sample_plan(settings: Settings) -> SamplePlan:
+    """The sample a candidate trains on: `retrain.sample_rows`, in blocks of 4 windows for windowed models."""
+    window = settings.detector.window
+    return SamplePlan(settings.retrain.sample_rows, 1 if window == 1 else 4 * window, settings.detector.seed)
+
+
+def memory_limit(settings: Settings) -> float:
+    """Bytes a retrain may plan for: `retrain.memory_limit_gb`, else 80% of the memory available now."""
+    limit = settings.retrain.memory_limit_gb
+    return limit * 1e9 if limit is not None else 0.8 * psutil.virtual_memory().available
 
 
 def warm_start_source(

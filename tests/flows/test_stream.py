@@ -232,9 +232,9 @@ def test_training_series_break_at_dropped_rows_and_files(pump):
     rows.loc[20:, "_source"] = "day2.parquet"
     rows = rows.drop(index=[5, 6])  # quarantined
     split = HoldoutSplit(rows, rows.iloc[:0], rows.iloc[:0])
-    samples = TrainingData(split, None, tuple(pump.columns), window=WINDOW).samples(rows)
+    samples = TrainingData(split, None, tuple(pump.columns), "", window=WINDOW).samples(rows)
     assert [len(part) for part in samples.parts] == [5, 13, 10]
-    assert TrainingData(split, None, tuple(pump.columns)).samples(rows).shape == (28, 8)
+    assert TrainingData(split, None, tuple(pump.columns), "").samples(rows).shape == (28, 8)
 
 
 def test_the_stream_book_is_bounded_and_restarts_smoothing_on_a_new_version(pump):

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,51 +25,20 @@ import pytest
 
 from flows.adapters.connect import lake_of
 from flows.console.demo import demo_data, seed_lake
-from flows.settings import Settings
-from flows.stack.parts import S3_KEYS, exports
+from flows.stack.client import on_free_ports, pause_schedule, pointed_at, wait_until
+from flows.stack.parts import exports
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 MODEL = "vae-sentinel"
 
 
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def stack_env(home: Path) -> dict[str, str]:
     """A home PostgreSQL (running as its own user) can reach, free ports, a quick scheduler, Dask."""
-    pg, s3, mlflow_port, prefect, w1, w2, d1, d2, d3 = free_ports(9)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTINEL_", "PREFECT_", "MLFLOW_"))}
-    return env | {
-        "SENTINEL_HOME": str(home),
-        "SENTINEL_STACK__POSTGRES_PORT": str(pg),
-        "SENTINEL_STACK__S3_PORT": str(s3),
-        "SENTINEL_STACK__MLFLOW_PORT": str(mlflow_port),
-        "SENTINEL_STACK__PREFECT_PORT": str(prefect),
-        "SENTINEL_STACK__WORKER_PORTS": json.dumps([w1, w2]),
-        "SENTINEL_STACK__DASK_WORKERS": "2",
-        "SENTINEL_STACK__DASK_PORTS": json.dumps([d1, d2, d3]),
+    return on_free_ports(home, dask_workers=2) | {
         "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": "5",
         "SENTINEL_MONITOR__WINDOW_DAYS": "2",  # the workers' monitor compares the newest two days
     }
-
-
-def settings_of(env: dict[str, str]) -> Settings:
-    """The settings sentinel reads from `env` (the stack's and its exports)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name in [k for k in os.environ if k.startswith("SENTINEL_")]:
-            patch.delenv(name)
-        for name, value in env.items():
-            if name.startswith("SENTINEL_"):
-                patch.setenv(name, value)
-        return Settings()
 
 
 def sentinel(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -110,7 +77,9 @@ def stack() -> Iterator[dict[str, str]]:
         try:
             started = sentinel("stack", "up", env=env)
             assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
-            yield env | exports(settings_of(env))
+            with pointed_at(env) as settings:
+                exported = exports(settings)
+            yield env | exported
         finally:
             stopped = sentinel("stack", "down", env=env)
             assert stopped.returncode == 0, stopped.stderr[-2000:]
@@ -127,8 +96,7 @@ def scheduled(stack: dict[str, str]) -> dict[str, Any]:
     paused until the story injects a failing sensor.
     """
     today = datetime.now(UTC).date()
-    settings = settings_of(stack)
-    with s3_keys():  # normal days only: the story injects its failing sensor later
+    with pointed_at(stack) as settings:  # normal days only: the story injects its failing sensor later
         seed_lake(lake_of(settings), demo_data(settings), "mammography", 10, today, seed=0, failing=False)
     deployed = sentinel(
         "deploy", "--work-pool", "sentinel-retrain", "--monitor-work-pool", "sentinel-process",
@@ -136,44 +104,14 @@ def scheduled(stack: dict[str, str]) -> dict[str, Any]:
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
     api = stack["SENTINEL_PREFECT_API_URL"]
-    pause(api, deployment(api, "monitor")["id"])
+    pause_schedule(api, deployment(api, "monitor")["id"])
     return wait_for_run(api, "retrain", lambda r: r["state_type"] in FINAL, seconds=240)
-
-
-@contextlib.contextmanager
-def s3_keys() -> Iterator[None]:
-    """The local S3 server's keys in this process's environment (boto3 reads them there)."""
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in S3_KEYS.items():
-            env.setenv(name, value)
-        yield
 
 
 def deployment(api: str, flow: str) -> dict[str, Any]:
     reply = httpx.get(f"{api}/deployments/name/{flow}/{MODEL}", timeout=10)
     reply.raise_for_status()
     return dict(reply.json())
-
-
-def set_paused(api: str, deployment_id: str, paused: bool) -> None:
-    reply = httpx.patch(f"{api}/deployments/{deployment_id}", json={"paused": paused}, timeout=10)
-    reply.raise_for_status()
-
-
-def pause(api: str, deployment_id: str) -> None:
-    """Pause the deployment's schedule and drop the runs its schedule had created but not started.
-
-    That includes scheduled runs queued for the concurrency slot (AwaitingConcurrencySlot), which would
-    otherwise run, and promote, later; runs started by hand or by a trigger are kept.
-    """
-    set_paused(api, deployment_id, True)
-    body = {
-        "deployments": {"id": {"any_": [deployment_id]}},
-        "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
-    }
-    for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
-        if run["auto_scheduled"]:
-            httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=10)
 
 
 def runs_of(api: str, flow: str) -> list[dict[str, Any]]:
@@ -186,14 +124,17 @@ def wait_for_run(
     api: str, flow: str, wanted: Callable[[dict[str, Any]], bool], seconds: float
 ) -> dict[str, Any]:
     """The first run of `flow` (by expected start) that satisfies `wanted`, polling the Prefect API."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        runs = runs_of(api, flow)
-        found = [r for r in runs if wanted(r)]
-        if found:
-            return found[0]
-        time.sleep(1)
-    pytest.fail(f"no such {flow} run within {seconds:g} s; runs seen: {[r['state_name'] for r in runs]}")
+    found: list[dict[str, Any]] = []
+
+    def seen() -> bool:
+        found[:] = [r for r in runs_of(api, flow) if wanted(r)]
+        return bool(found)
+
+    try:
+        wait_until(seen, seconds, f"a {flow} run as wanted", interval=1)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}; runs seen: {[r['state_name'] for r in runs_of(api, flow)]}")
+    return found[0]
 
 
 def candidate_of(tracking_uri: str, flow_run_id: str) -> dict[str, Any] | None:

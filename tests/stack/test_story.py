@@ -32,19 +32,15 @@ from distributed import Client
 
 from flows.adapters.connect import lake_of
 from flows.console.demo import corrupt_sensor
+from flows.stack.client import free_ports, pause_schedule, pointed_at, set_paused, wait_until
 from tests.stack.conftest import (
     FINAL,
     MODEL,
     ROOT,
     candidate_of,
     deployment,
-    free_ports,
-    pause,
     runs_of,
-    s3_keys,
     sentinel,
-    set_paused,
-    settings_of,
     wait_for_run,
 )
 
@@ -101,34 +97,26 @@ def serving(env: dict[str, str], rows: pd.DataFrame) -> Iterator[tuple[str, Traf
         server.wait(30)
 
 
-def _wait_ready(url: str, server: subprocess.Popen[str], seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+def _wait_ready(url: str, server: subprocess.Popen[str]) -> None:
+    def ready() -> bool:
         if server.poll() is not None:
             pytest.fail(f"sentinel serve exited: {server.stderr.read()[-2000:] if server.stderr else ''}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.5)
-    pytest.fail(f"sentinel serve did not get ready in {seconds:g} s")
+        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+
+    wait_until(ready, 90, "sentinel serve ready")
 
 
-def _serving_version(url: str, version: str, seconds: float) -> None:
+def _serving_version(url: str, version: str) -> None:
     """Wait until the service answers with `version`."""
-    deadline = time.monotonic() + seconds
-    while httpx.get(f"{url}/ready", timeout=5).json()["version"] != version:
-        if time.monotonic() > deadline:
-            pytest.fail(f"the service did not switch to version {version} in {seconds:g} s")
-        time.sleep(0.2)
+    wait_until(lambda: httpx.get(f"{url}/ready", timeout=5).json()["version"] == version, 30,
+               f"the service switching to version {version}")  # fmt: skip
 
 
 def _quiet(api: str) -> None:
     """Wait until no retrain is pending or running."""
-    deadline = time.monotonic() + 180
-    while [r for r in runs_of(api, "retrain") if r["state_type"] in ("PENDING", "RUNNING")]:
-        if time.monotonic() > deadline:
-            pytest.fail("retrains still running after 180 s")
-        time.sleep(1)
+    busy = ("PENDING", "RUNNING")
+    wait_until(lambda: not [r for r in runs_of(api, "retrain") if r["state_type"] in busy], 180,
+               "retrains finishing", interval=1)  # fmt: skip
 
 
 def _states(api: str, run_id: str) -> list[str]:
@@ -154,10 +142,9 @@ def _at(stamp: str) -> datetime:
 def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
     """Run the story once; return what the tests check."""
     api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
-    settings = settings_of(stack)
-    lake = lake_of(settings)
     today = datetime.now(UTC).date()
-    with s3_keys():
+    with pointed_at(stack) as settings:
+        lake = lake_of(settings)
         features, older, oldest = (
             lake.read_window(DATASET, today - timedelta(days=d), 1).filter(regex=r"^s\d+$") for d in (0, 8, 9)
         )
@@ -167,25 +154,25 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
     with serving(stack, features.head(20)) as (url, traffic):
         # 1. the schedule has fired retrains all along; paused, a version is promoted (an override through
         # the registry on PostgreSQL) and the service follows it with no failed request
-        pause(api, retrain["id"])
+        pause_schedule(api, retrain["id"])
         _quiet(api)  # a scheduled run that had started before the pause finishes first
         seen["scheduled_runs"] = [r for r in runs_of(api, "retrain") if r["auto_scheduled"]]
         client = mlflow.MlflowClient(tracking, registry_uri=tracking)
         seen["served_first"] = client.get_model_version_by_alias(MODEL, "champion").version
-        _serving_version(url, seen["served_first"], seconds=30)  # the service has caught up with it
+        _serving_version(url, seen["served_first"])  # the service has caught up with it
         versions = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
         target = max(versions - {seen["served_first"]}, key=int)
         promoted = sentinel("promote", target, "--reason", "stack test: the service follows", env=stack)
         assert promoted.returncode == 0, promoted.stdout[-2000:] + promoted.stderr[-2000:]
         seen["champion"] = client.get_model_version_by_alias(MODEL, "champion").version
-        _serving_version(url, seen["champion"], seconds=30)
+        _serving_version(url, seen["champion"])
 
         # 2. batch scoring of today on the stack's Dask workers, results in S3
         scored = sentinel("score", "--date", today.isoformat(), env=stack)
         assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-2000:]
         seen["dask_tasks"] = _task_prefixes(stack["SENTINEL_DASK_ADDRESS"])
         seen["score"] = scored.stdout
-        with s3_keys():
+        with pointed_at(stack):
             seen["scores_keys"] = lake.store.keys(f"{DATASET}/_scores/date={today}")
             alerts = lake.store.keys(f"{DATASET}/_alerts/date={today}")
             seen["alerts"] = sum(len(lake.read_table(k)) for k in alerts)
@@ -193,13 +180,13 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
         # 3. two new days land, the first with a failing sensor (rows of days outside the retrain window,
         # so they are no duplicates there); the monitor (newest 2 days) fires on them and triggers a retrain
         failing_day, newest = today + timedelta(days=1), today + timedelta(days=2)
-        with s3_keys():
+        with pointed_at(stack):
             lake.write_day(DATASET, failing_day, corrupt_sensor(older, "s01", seed=1))
             lake.write_day(DATASET, newest, oldest)
         monitor = deployment(api, "monitor")
         set_paused(api, monitor["id"], False)
         fired = wait_for_run(api, "monitor", lambda r: r["state_type"] in FINAL, seconds=150)
-        pause(api, monitor["id"])
+        pause_schedule(api, monitor["id"])
         seen["monitor"] = fired
         triggered = wait_for_run(
             api,

@@ -67,7 +67,7 @@ def test_too_many_quarantined_rows_fail_the_batch(frames):
         (lambda w: w.drop(columns=["c03"]), "expect_column_to_exist"),
         (lambda w: w.head(50), "expect_table_row_count_to_be_between"),
         (lambda w: w.assign(_date=pd.Timestamp(2026, 11, 20)), "expect_column_min_to_be_between"),
-        (lambda w: pd.concat([w, w.head(60)], ignore_index=True), "expect_compound_columns_to_be_unique"),
+        (lambda w: pd.concat([w, w.head(60)], ignore_index=True), "expect_column_values_to_be_unique"),
         (lambda w: w.assign(c04="x"), "expect_column_values_to_be_in_type_list"),
     ],
     ids=["missing-column", "too-few-rows", "stale", "duplicates", "wrong-dtype"],

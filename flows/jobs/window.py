@@ -1,0 +1,227 @@
+"""The retrain window, scanned one lake file at a time: checked, hashed and sampled, never all in memory.
+
+Each raw file of the window is read once (in this process, or on the Dask cluster at `dask_address`). Its
+rows the champion flagged are dropped (a join on `_source`, `_row`); the rest are validated with the
+contract's column rules (every row), hashed for the window's duplicate rule and its data hash, and the
+clean ones (neither quarantined nor alerted) are offered to the sample.
+
+The sample is the `sample_rows` clean rows with the smallest seeded random keys over the whole window: a
+uniform sample of the clean window, each day in proportion to its clean rows, the same whichever worker
+read which file, and the whole clean window when it is smaller. A key depends on (seed, file, block of
+rows), blocks of `block` consecutive rows, so a windowed model samples runs of consecutive rows.
+
+Example:
+    >>> scanned = scan_window(lake, "sensors", files, contract, plan, policy, as_of)
+    >>> scanned.rows, scanned.report.passed, len(scanned.sample)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from flows.adapters.connect import Mapper
+from flows.adapters.lake import META_COLUMNS, Lake, PartitionFile
+from flows.errors import SettingsError
+from validation.checks import BatchCheck, ValidationReport, check_batch, row_hashes, window_report
+from validation.contracts import ContractPolicy, DataContract, column_ranges, merge_ranges
+
+KEY = "_key"
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """How the clean window is sampled: how many rows, in blocks of how many consecutive rows, seeded how."""
+
+    rows: int
+    block: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one file contributes: its checks, its rows' hashes, quarantined rows and sample candidates."""
+
+    file: PartitionFile
+    n_read: int
+    n_alerted: int
+    check: BatchCheck
+    hashes: np.ndarray  # one per validated row, in file order
+    quarantined: pd.DataFrame  # the failing rows with `reason`
+    candidates: pd.DataFrame  # its clean rows with the smallest keys (at most plan.rows), with KEY
+    digest: bytes  # sha256 of its clean rows: positions and hashes
+    seconds: dict[str, float]  # lake (reading), validation, sampling
+
+
+@dataclass(frozen=True)
+class ScannedWindow:
+    """The window's verdict, its quarantined rows, the sample to train on, where rows went, its data hash."""
+
+    report: ValidationReport
+    quarantined: pd.DataFrame
+    sample: pd.DataFrame
+    rows: dict[str, int]  # read, alerted_dropped, validated, quarantined, sampled
+    data_hash: str
+    seconds: dict[str, float]  # work per step, summed over files (and over workers on a cluster)
+
+
+def scan_file(
+    lake: Lake, file: PartitionFile, contract: DataContract, alerted: np.ndarray, plan: SamplePlan
+) -> FileScan:
+    """Read, check, hash and offer to the sample one raw file (pure but for the read; runs on any worker)."""
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    frame = lake.read_file(file)
+    read = lap()
+    flagged = np.isin(frame["_row"].to_numpy(), alerted)
+    kept = frame.loc[~flagged].reset_index(drop=True)
+    check = check_batch(kept, contract)
+    hashes = row_hashes(kept, contract.names)
+    bad = np.zeros(len(kept), dtype=bool)
+    bad[check.reasons.index.to_numpy(dtype=np.int64)] = True
+    quarantined = kept.loc[bad].assign(reason=check.reasons.to_numpy())
+    validation = lap()
+    clean = kept.loc[~bad]
+    rows = clean["_row"].to_numpy()
+    blocks = np.random.default_rng([plan.seed, zlib.crc32(file.source.encode())]).random(
+        int(rows.max(initial=0)) // plan.block + 1
+    )
+    candidates = clean.assign(**{KEY: blocks[rows // plan.block]})
+    if len(candidates) > plan.rows:
+        candidates = candidates.nsmallest(plan.rows, KEY, keep="all")
+    digest = hashlib.sha256(rows.tobytes() + hashes[~bad].tobytes()).digest()
+    seconds = {"lake": read, "validation": validation, "sampling": lap()}
+    n_alerted = int(flagged.sum())
+    return FileScan(file, len(frame), n_alerted, check, hashes, quarantined, candidates, digest, seconds)
+
+
+def scan_window(
+    lake: Lake,
+    files: list[PartitionFile],
+    contract: DataContract,
+    plan: SamplePlan,
+    policy: ContractPolicy,
+    as_of: date,
+    alerted: pd.DataFrame,
+    mapper: Mapper = map,
+) -> ScannedWindow:
+    """Scan every file (through `mapper`: the builtin map, or a Dask cluster's) and decide the window.
+
+    Args:
+        lake: where the files are.
+        files: the window's raw files.
+        contract: the columns, dtypes and ranges rows must have.
+        plan: the sample's size, block and seed.
+        policy: the window rules (rows, freshness, duplicates, quarantined share).
+        as_of: the window's last day, for freshness.
+        alerted: (_source, _row) of rows the champion flagged, left out before anything else.
+        mapper: runs `scan_file` over the files; results may come in any order.
+    """
+    flagged = {str(s): g["_row"].to_numpy() for s, g in alerted.groupby("_source", observed=True)}
+
+    def scan(file: PartitionFile) -> FileScan:
+        return scan_file(lake, file, contract, flagged.get(file.source, np.empty(0, np.int64)), plan)
+
+    scans = sorted(_merging(mapper(scan, files), plan.rows), key=lambda s: (s.file.day, s.file.key))
+    started = time.perf_counter()
+    hashes = np.concatenate([s.hashes for s in scans])
+    ages = np.concatenate([np.full(len(s.hashes), (as_of - s.file.day).days, np.int32) for s in scans])
+    quarantined = pd.concat([s.quarantined for s in scans], ignore_index=True)
+    examples = quarantined.head(_EXAMPLES)[[*[n for n in contract.names if n in quarantined], "reason"]]
+    report = window_report([s.check for s in scans], hashes, ages, policy, examples)
+    deciding = time.perf_counter() - started
+    sample = _sample(pd.concat([s.candidates for s in scans], ignore_index=True), plan.rows)
+    digest = hashlib.sha256(b"".join(s.file.source.encode() + s.digest for s in scans)).hexdigest()
+    rows = {
+        "read": sum(s.n_read for s in scans),
+        "alerted_dropped": sum(s.n_alerted for s in scans),
+        "validated": len(hashes),
+        "quarantined": len(quarantined),
+        "sampled": len(sample),
+    }
+    seconds = {step: sum(s.seconds[step] for s in scans) for step in scans[0].seconds}
+    seconds["validation"] += deciding
+    return ScannedWindow(report, quarantined, sample, rows, digest, seconds)
+
+
+def derive_contract(
+    lake: Lake, files: list[PartitionFile], tolerance: float, mapper: Mapper = map
+) -> DataContract:
+    """A contract learnt from every row of the window (its first file's columns), read file by file."""
+
+    def ranges(file: PartitionFile) -> pd.DataFrame:
+        frame = lake.read_file(file)
+        return column_ranges(frame[[c for c in frame.columns if c not in META_COLUMNS]])
+
+    return DataContract.from_ranges(merge_ranges(list(mapper(ranges, files))), tolerance)
+
+
+def memory_needed(files: list[PartitionFile], n_features: int, plan: SamplePlan) -> int:
+    """Bytes a scan and the training after it plan for, an estimate from the files' sizes.
+
+    The largest file decoded and copied a few times, a hash and an age per row of the window (rows
+    estimated at 8 bytes a value), and the sample a few times over (candidates, the sample, its splits).
+    """
+    rows = sum(f.size for f in files) / (8 * n_features)
+    return int(6 * max(f.size for f in files) + 12 * rows + 4 * plan.rows * 8 * (n_features + 4))
+
+
+def require_memory(files: list[PartitionFile], n_features: int, plan: SamplePlan, limit: float) -> None:
+    """Stop before reading when the scan would need more than `limit` bytes, naming the setting to change.
+
+    Raises:
+        SettingsError: the sample, or the largest file, does not fit.
+    """
+    need = memory_needed(files, n_features, plan)
+    if need <= limit:
+        return
+    largest = max(files, key=lambda f: f.size)
+    if memory_needed([largest], n_features, replace(plan, rows=1)) > limit:
+        raise SettingsError(
+            f"file {largest.key} ({largest.size / 1e9:.1f} GB) does not fit in the {limit / 1e9:.1f} GB a "
+            "retrain may use (retrain.memory_limit_gb): split it into smaller files"
+        )
+    raise SettingsError(
+        f"a window of {len(files)} files ({sum(f.size for f in files) / 1e9:.1f} GB) sampled to "
+        f"{plan.rows:,} rows needs about {need / 1e9:.1f} GB, more than the {limit / 1e9:.1f} GB a retrain "
+        "may use (retrain.memory_limit_gb): lower retrain.sample_rows"
+    )
+
+
+def _merging(scans: Iterable[FileScan], k: int) -> Iterator[FileScan]:
+    """Each scan as it comes, keeping only candidates that can still make the window's k smallest keys."""
+    kept: list[FileScan] = []
+    bound = np.inf
+    for scan in scans:
+        kept.append(scan)
+        pooled = np.concatenate([s.candidates[KEY].to_numpy() for s in kept])
+        if len(pooled) > k:
+            bound = np.partition(pooled, k - 1)[k - 1]
+            kept = [_below(s, bound) for s in kept]
+    yield from kept
+
+
+def _below(scan: FileScan, bound: float) -> FileScan:
+    keys = scan.candidates[KEY]
+    if keys.max(initial=-np.inf) <= bound:
+        return scan
+    return replace(scan, candidates=scan.candidates.loc[keys <= bound])
+
+
+def _sample(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The k rows with the smallest keys (ties broken by file and row), in window order, without KEY."""
+    candidates = candidates.astype({"_source": str})
+    chosen = candidates.sort_values([KEY, "_source", "_row"]).head(k)
+    return chosen.sort_values(["_date", "_source", "_row"]).drop(columns=KEY).reset_index(drop=True)
