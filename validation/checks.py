@@ -2,10 +2,10 @@
 
 Column rules (present, dtype, non-null, in range) run on every row of each batch (a lake file), a few
 columns at a time: GX's pandas engine copies the frame it checks once per metric, so narrow frames keep
-that cheap on large batches. Window rules (row count, freshness, duplicate rows) run once on the whole
-window, on a frame of one 64-bit hash and the age in days per row. `window_report` merges the per-batch
-results into one GX result and splits failures into batch level (the run stops) and row level (the rows
-are quarantined).
+that cheap on large batches. Window rules run on the whole window: row count, freshness on the
+partitions' ages, duplicate rows on one 64-bit hash per row, split by hash value so equal rows meet in
+one check. `window_report` merges the per-batch results into one GX result and splits failures into
+batch level (the run stops) and row level (the rows are quarantined).
 
 Example:
     >>> report = validate_frame(window, contract, policy, as_of=date(2026, 11, 30))
@@ -25,11 +25,21 @@ import pandas as pd
 from great_expectations.data_context.types.base import ProgressBarsConfig
 
 from validation.contracts import ContractPolicy, DataContract
-from validation.suites import AGE_COLUMN, BATCH_LEVEL, HASH_COLUMN, ROW_LEVEL, column_suite, window_suite
+from validation.suites import (
+    AGE_COLUMN,
+    BATCH_LEVEL,
+    HASH_COLUMN,
+    ROW_LEVEL,
+    column_suite,
+    count_suite,
+    duplicates_suite,
+    freshness_suite,
+)
 
 _EXAMPLE_ROWS = 5
 _COUNTS = ("element_count", "unexpected_count", "missing_count")
 _CELLS_PER_CHECK = 200_000  # GX copies the checked frame per metric: large batches go a column at a time
+_HASHES_PER_CHECK = 4_000_000  # the duplicate rule's hash table stays within a few hundred MB
 
 
 @dataclass(frozen=True)
@@ -127,18 +137,20 @@ def window_report(
     policy: ContractPolicy,
     examples: pd.DataFrame,
 ) -> ValidationReport:
-    """Decide the window from its batches' column checks and its rows' hashes and ages (days old).
+    """Decide the window from its batches' column checks, its rows' hashes and its partitions' ages.
 
     Args:
         batches: each batch's column checks, in window order (row positions continue across batches).
         hashes: `row_hashes` of every row of the window, in window order.
-        ages: days between the window's end and each row's partition, in window order.
+        ages: days between the window's end and each row's partition (or each batch's: the rule takes the
+            smallest).
         policy: window limits (rows, freshness, duplicates, largest quarantined share).
         examples: a few quarantined rows (features and reason) to show when the window passes.
     """
-    index = pd.DataFrame({HASH_COLUMN: hashes, AGE_COLUMN: ages})
-    window = run_suite(index, window_suite(policy), "SUMMARY")
-    results = [r.to_json_dict() for r in window.results] + _merged(batches)
+    count = run_suite(pd.DataFrame(index=pd.RangeIndex(len(hashes))), count_suite(policy))
+    fresh = run_suite(pd.DataFrame({AGE_COLUMN: ages}), freshness_suite(policy))
+    results = [r.to_json_dict() for r in (*count.results, *fresh.results)]
+    results += _merged([*(b.results for b in batches), *_duplicates(hashes, policy)])
     failures = [
         _describe(r["expectation_config"]["type"], r["expectation_config"]["kwargs"].get("column"),
                   r["expectation_config"]["kwargs"], r["result"])
@@ -218,18 +230,31 @@ def _quiet_context() -> Any:
     return context
 
 
-def _merged(batches: Sequence[BatchCheck]) -> list[dict[str, Any]]:
-    """One result per column expectation over all batches: counts summed, the first failure's details."""
+def _duplicates(hashes: np.ndarray, policy: ContractPolicy) -> list[list[dict[str, Any]]]:
+    """The duplicate rule on parts of the hashes split by value: equal hashes meet in the same part."""
+    parts = max(1, -(-len(hashes) // _HASHES_PER_CHECK))
+    checked = (
+        run_suite(pd.DataFrame({HASH_COLUMN: hashes[hashes % parts == part]}), duplicates_suite(policy))
+        for part in range(parts)
+    )
+    return [[r.to_json_dict() for r in c.results] for c in checked]
+
+
+def _merged(batches: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """One result per expectation over all batches: counts summed, the first failure's details.
+
+    With `mostly`, success is decided again on the summed counts.
+    """
     groups: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     for batch in batches:
-        for r in batch.results:
+        for r in batch:
             cfg = r["expectation_config"]
             groups.setdefault((cfg["type"], cfg["kwargs"].get("column")), []).append(r)
     merged = []
     for found in groups.values():
         failed = [r for r in found if not r["success"]]
         first = (failed or found)[0]
-        result = dict(first["result"])
+        result, success = dict(first["result"]), not failed
         for key in ("unexpected_list", "unexpected_index_list", "unexpected_index_query"):
             result.pop(key, None)  # per batch, and as long as the batch: the quarantine file holds them
         if all("unexpected_count" in r["result"] for r in found):
@@ -237,9 +262,12 @@ def _merged(batches: Sequence[BatchCheck]) -> list[dict[str, Any]]:
             nonmissing = max(counts["element_count"] - counts["missing_count"], 1)
             counts["unexpected_percent"] = 100 * counts["unexpected_count"] / nonmissing
             result |= counts
+            mostly = first["expectation_config"]["kwargs"].get("mostly")
+            if mostly is not None and all(r["result"] for r in found):
+                success = counts["unexpected_count"] <= (1 - mostly) * nonmissing
         config = {k: v for k, v in first["expectation_config"].items() if k != "id"}
         config["kwargs"] = {k: v for k, v in config["kwargs"].items() if k != "batch_id"}
-        merged.append({**first, "success": not failed, "result": result, "expectation_config": config})
+        merged.append({**first, "success": success, "result": result, "expectation_config": config})
     return merged
 
 

@@ -3,7 +3,7 @@
 Expectations come in two kinds. Batch-level ones (columns, dtypes, row count, freshness, duplicates) stop
 a run when they fail. Row-level ones (non-null, within range) only mark the offending rows, which are
 quarantined. Column rules run per column on each batch of the window (`column_suite`); window rules run
-once on a frame of each row's hash and age (`window_suite`).
+once on the whole window (`count_suite`, `duplicates_suite`, `freshness_suite`).
 
 Example:
     >>> [len(column_suite(rule).expectations) for rule in contract.columns]
@@ -33,15 +33,28 @@ ROW_LEVEL = {  # row-level expectation -> quarantine reason
 }
 
 
-def window_suite(policy: ContractPolicy) -> gx.ExpectationSuite:
-    """Row count, freshness and duplicate rows, on a frame of `HASH_COLUMN` and `AGE_COLUMN` per row."""
+def count_suite(policy: ContractPolicy) -> gx.ExpectationSuite:
+    """Enough rows, on a frame with one row per row of the window (it needs no columns)."""
     return gx.ExpectationSuite(
-        name="window",
+        name="count", expectations=[gxe.ExpectTableRowCountToBeBetween(min_value=policy.min_rows)]
+    )
+
+
+def duplicates_suite(policy: ContractPolicy) -> gx.ExpectationSuite:
+    """Few duplicate rows, on a frame of `HASH_COLUMN` (equal rows have equal hashes)."""
+    return gx.ExpectationSuite(
+        name="duplicates",
         expectations=[
-            gxe.ExpectTableRowCountToBeBetween(min_value=policy.min_rows),
-            gxe.ExpectColumnMinToBeBetween(column=AGE_COLUMN, max_value=policy.max_staleness_days),
-            gxe.ExpectColumnValuesToBeUnique(column=HASH_COLUMN, mostly=1.0 - policy.max_duplicate_fraction),
+            gxe.ExpectColumnValuesToBeUnique(column=HASH_COLUMN, mostly=1.0 - policy.max_duplicate_fraction)
         ],
+    )
+
+
+def freshness_suite(policy: ContractPolicy) -> gx.ExpectationSuite:
+    """Days since the newest partition, on a frame of `AGE_COLUMN` (per row, or per file: the same min)."""
+    return gx.ExpectationSuite(
+        name="freshness",
+        expectations=[gxe.ExpectColumnMinToBeBetween(column=AGE_COLUMN, max_value=policy.max_staleness_days)],
     )
 
 

@@ -256,10 +256,10 @@ class Lake:
         """
         frame = self.read_table(file.key)
         n = len(frame)
-        source = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[file.source])
-        day = np.full(n, np.datetime64(file.day, "ns"))
-        identity = pd.DataFrame({"_date": day, "_source": source, "_row": np.arange(n)}, index=frame.index)
-        return pd.concat([frame, identity], axis=1)
+        frame["_date"] = np.full(n, np.datetime64(file.day, "ns"))
+        frame["_source"] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[file.source])
+        frame["_row"] = np.arange(n)
+        return frame
 
     def read_table(self, key: str) -> pd.DataFrame:
         """One parquet or CSV file.
@@ -275,7 +275,7 @@ class Lake:
         data = self.store.read(key)
         try:
             if reader is pd.read_parquet:
-                return pq.read_table(pa.BufferReader(data)).to_pandas()
+                return pq.read_table(pa.BufferReader(data)).to_pandas(self_destruct=True)
             return reader(io.BytesIO(data))
         except Exception as exc:  # parquet/csv parsers raise many types for a corrupt file
             raise StoreError(f"corrupt file {self.store.uri}/{key}: {type(exc).__name__}: {exc}") from None

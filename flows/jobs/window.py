@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import time
 import zlib
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -86,22 +85,16 @@ def scan_file(
     frame = lake.read_file(file)
     read = lap()
     flagged = np.isin(frame["_row"].to_numpy(), alerted)
-    kept = frame.loc[~flagged].reset_index(drop=True)
+    kept = frame.loc[~flagged].reset_index(drop=True) if flagged.any() else frame
     check = check_batch(kept, contract)
     hashes = row_hashes(kept, contract.names)
     bad = np.zeros(len(kept), dtype=bool)
     bad[check.reasons.index.to_numpy(dtype=np.int64)] = True
-    quarantined = kept.loc[bad].assign(reason=check.reasons.to_numpy())
+    quarantined = kept.iloc[check.reasons.index].assign(reason=check.reasons.to_numpy())
     validation = lap()
-    clean = kept.loc[~bad]
-    rows = clean["_row"].to_numpy()
-    blocks = np.random.default_rng([plan.seed, zlib.crc32(file.source.encode())]).random(
-        int(rows.max(initial=0)) // plan.block + 1
-    )
-    candidates = clean.assign(**{KEY: blocks[rows // plan.block]})
-    if len(candidates) > plan.rows:
-        candidates = candidates.nsmallest(plan.rows, KEY, keep="all")
-    digest = hashlib.sha256(rows.tobytes() + hashes[~bad].tobytes()).digest()
+    clean = np.flatnonzero(~bad)
+    candidates = _offer(kept, clean, file.source, plan)
+    digest = hashlib.sha256(kept["_row"].to_numpy()[clean].tobytes() + hashes[~bad].tobytes()).digest()
     seconds = {"lake": read, "validation": validation, "sampling": lap()}
     n_alerted = int(flagged.sum())
     return FileScan(file, len(frame), n_alerted, check, hashes, quarantined, candidates, digest, seconds)
@@ -134,20 +127,25 @@ def scan_window(
     def scan(file: PartitionFile) -> FileScan:
         return scan_file(lake, file, contract, flagged.get(file.source, np.empty(0, np.int64)), plan)
 
-    scans = sorted(_merging(mapper(scan, files), plan.rows), key=lambda s: (s.file.day, s.file.key))
+    pool, scans = SamplePool(plan.rows), []
+    for scanned in mapper(scan, files):
+        pool.offer(scanned.candidates)
+        scans.append(replace(scanned, candidates=scanned.candidates.iloc[:0]))
+    scans.sort(key=lambda s: (s.file.day, s.file.key))
     started = time.perf_counter()
     hashes = np.concatenate([s.hashes for s in scans])
-    ages = np.concatenate([np.full(len(s.hashes), (as_of - s.file.day).days, np.int32) for s in scans])
+    scans = [replace(s, hashes=s.hashes[:0]) for s in scans]  # one copy of the window's hashes, not two
+    ages = np.array([(as_of - s.file.day).days for s in scans])
     quarantined = pd.concat([s.quarantined for s in scans], ignore_index=True)
     examples = quarantined.head(_EXAMPLES)[[*[n for n in contract.names if n in quarantined], "reason"]]
     report = window_report([s.check for s in scans], hashes, ages, policy, examples)
     deciding = time.perf_counter() - started
-    sample = _sample(pd.concat([s.candidates for s in scans], ignore_index=True), plan.rows)
+    sample = pool.sample()
     digest = hashlib.sha256(b"".join(s.file.source.encode() + s.digest for s in scans)).hexdigest()
     rows = {
         "read": sum(s.n_read for s in scans),
         "alerted_dropped": sum(s.n_alerted for s in scans),
-        "validated": len(hashes),
+        "validated": sum(s.check.n_rows for s in scans),
         "quarantined": len(quarantined),
         "sampled": len(sample),
     }
@@ -200,28 +198,55 @@ def require_memory(files: list[PartitionFile], n_features: int, plan: SamplePlan
     )
 
 
-def _merging(scans: Iterable[FileScan], k: int) -> Iterator[FileScan]:
-    """Each scan as it comes, keeping only candidates that can still make the window's k smallest keys."""
-    kept: list[FileScan] = []
-    bound = np.inf
-    for scan in scans:
-        kept.append(scan)
-        pooled = np.concatenate([s.candidates[KEY].to_numpy() for s in kept])
-        if len(pooled) > k:
-            bound = np.partition(pooled, k - 1)[k - 1]
-            kept = [_below(s, bound) for s in kept]
-    yield from kept
+def sample_window(
+    lake: Lake, files: list[PartitionFile], plan: SamplePlan, mapper: Mapper = map
+) -> tuple[pd.DataFrame, int]:
+    """A sample of every row of the files as they are (no checks), and how many rows they hold."""
+
+    def offered(file: PartitionFile) -> tuple[pd.DataFrame, int]:
+        frame = lake.read_file(file)
+        return _offer(frame, np.arange(len(frame)), file.source, plan), len(frame)
+
+    pool, rows = SamplePool(plan.rows), 0
+    for candidates, n in mapper(offered, files):
+        pool.offer(candidates)
+        rows += n
+    return pool.sample(), rows
 
 
-def _below(scan: FileScan, bound: float) -> FileScan:
-    keys = scan.candidates[KEY]
-    if keys.max(initial=-np.inf) <= bound:
-        return scan
-    return replace(scan, candidates=scan.candidates.loc[keys <= bound])
+class SamplePool:
+    """Candidates offered file by file, trimmed to those that can still make the k smallest keys."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.parts: list[pd.DataFrame] = []
+
+    def offer(self, candidates: pd.DataFrame) -> None:
+        """Add one file's candidates (with KEY)."""
+        self.parts.append(candidates)
+        keys = np.concatenate([p[KEY].to_numpy() for p in self.parts])
+        if len(keys) > self.k:
+            bound = np.partition(keys, self.k - 1)[self.k - 1]
+            self.parts = [p if p[KEY].max() <= bound else p.loc[p[KEY] <= bound] for p in self.parts]
+
+    def sample(self) -> pd.DataFrame:
+        """The k rows with the smallest keys (ties broken by file and row), in window order, without KEY."""
+        candidates = pd.concat(self.parts, ignore_index=True).astype({"_source": str})
+        chosen = candidates.sort_values([KEY, "_source", "_row"]).head(self.k)
+        return chosen.sort_values(["_date", "_source", "_row"]).drop(columns=KEY).reset_index(drop=True)
 
 
-def _sample(candidates: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The k rows with the smallest keys (ties broken by file and row), in window order, without KEY."""
-    candidates = candidates.astype({"_source": str})
-    chosen = candidates.sort_values([KEY, "_source", "_row"]).head(k)
-    return chosen.sort_values(["_date", "_source", "_row"]).drop(columns=KEY).reset_index(drop=True)
+def _offer(frame: pd.DataFrame, positions: np.ndarray, source: str, plan: SamplePlan) -> pd.DataFrame:
+    """Rows at `positions` of one file that can make the sample: the plan.rows smallest keys, ties kept.
+
+    A row's key is drawn per block of `plan.block` consecutive rows, seeded by (plan.seed, its file).
+    """
+    rows = frame["_row"].to_numpy()[positions]
+    blocks = np.random.default_rng([plan.seed, zlib.crc32(source.encode())]).random(
+        int(rows.max(initial=0)) // plan.block + 1
+    )
+    keys = blocks[rows // plan.block]
+    if len(keys) > plan.rows:
+        chosen = np.flatnonzero(keys <= np.partition(keys, plan.rows - 1)[plan.rows - 1])
+        positions, keys = positions[chosen], keys[chosen]
+    return frame.iloc[positions].assign(**{KEY: keys})
