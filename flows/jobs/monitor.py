@@ -27,16 +27,17 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
-from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.connect import Mapper, lake_of, mapper_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
 from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
 from flows.jobs.plots import ScorePanel, score_distribution
 from flows.jobs.retrain import retrain
+from flows.jobs.window import SamplePlan, sample_window
 from flows.settings import Settings, load_settings
 from vae import Prediction
 from vae.errors import SentinelError
-from validation.drift import DriftVerdict, assess_drift, sample_rows
+from validation.drift import DriftVerdict, assess_drift
 from validation.trigger import TriggerDecision, trigger_decision
 
 
@@ -67,24 +68,28 @@ def trigger_history(registry: Registry, experiment: str, since: datetime) -> lis
 
 
 @io_task
-def read_window(lake: Lake, dataset: str, as_of: date, days: int) -> pd.DataFrame:
-    """Every row of the window as it arrived (alerts included: they are part of what moved)."""
-    return lake.read_window(dataset, as_of, days)
+def read_window(
+    lake: Lake, dataset: str, as_of: date, days: int, plan: SamplePlan | None, mapper: Mapper
+) -> pd.DataFrame:
+    """The window's rows as they arrived (alerts included: they are part of what moved).
+
+    A uniform sample of `plan.rows` of them, read file by file; every row when `plan` is None (a windowed
+    champion needs consecutive rows).
+    """
+    if plan is None:
+        return lake.read_window(dataset, as_of, days)
+    return sample_window(lake, lake.window_files(dataset, as_of, days), plan, mapper)[0]
 
 
 @pure_task
-def score_window(
-    champion: LoadedVersion, window: pd.DataFrame, settings: Settings
-) -> tuple[pd.DataFrame, Prediction]:
-    """A sample of the window (at most monitor.drift.max_sample rows), scored by the champion.
+def score_window(champion: LoadedVersion, window: pd.DataFrame) -> tuple[pd.DataFrame, Prediction]:
+    """The window's rows scored by the champion; the rows returned are those its scores belong to.
 
-    A windowed champion needs consecutive rows: it scores the whole window, and the rows returned are those
-    its scores belong to (from the first full window on).
+    A windowed champion's first score is at its first full window.
     """
     steps = champion.detector.config.window
-    rows = sample_rows(window, settings.monitor.drift, settings.detector.seed) if steps == 1 else window
-    prediction = champion.detector.predict(rows)  # names a missing column, NaN, a wrong type
-    return rows[list(champion.contract.names)].iloc[steps - 1 :], prediction
+    prediction = champion.detector.predict(window)  # names a missing column, NaN, a wrong type
+    return window[list(champion.contract.names)].iloc[steps - 1 :], prediction
 
 
 @pure_task
@@ -169,8 +174,12 @@ def monitor(
     champion = require_champion(registry)
     as_of = as_of or lake.newest_day(dataset)
     run_name = f"{dataset}-{as_of.isoformat()}-{uuid.uuid4().hex[:8]}"
-    window = read_window(lake, dataset, as_of, cfg.window_days)
-    scored = score_window(champion, window, settings)
+    plan = SamplePlan(cfg.drift.max_sample, 1, settings.detector.seed)
+    steps = champion.detector.config.window
+    window = read_window(
+        lake, dataset, as_of, cfg.window_days, plan if steps == 1 else None, mapper_of(settings)
+    )
+    scored = score_window(champion, window)
     reference = load_reference(registry, champion.version)
     verdict = check_drift(champion, reference, scored, settings)
     folder = settings.home / "reports" / dataset / f"monitor-{run_name}"

@@ -4,7 +4,8 @@ Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input r
 score, flag, p-value; a champion trained on windows of w steps starts its windows in the previous day's
 last w - 1 rows when that day is in the lake, else it scores the day from its w-th row on),
 flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
-leaves out of training. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
+leaves out of training. The day's files are read one at a time, so memory holds one file and the
+scores, not the day. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
 on a Dask cluster when `dask_address` is set (`score_day` picks the task runner).
 
 Example:
@@ -22,7 +23,7 @@ from prefect import flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.adapters.connect import lake_of, registry_of
-from flows.adapters.lake import Lake
+from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
 from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
 from flows.settings import Settings, load_settings
@@ -43,17 +44,25 @@ class ScoreOutcome:
 
 
 @io_task
-def load_day(lake: Lake, dataset: str, day: date, lead: int) -> pd.DataFrame:
-    """Every row of one day's partitions with their identity columns.
+def day_files(lake: Lake, dataset: str, day: date, lead: int) -> tuple[list[PartitionFile], pd.DataFrame]:
+    """The day's raw files, and the rows a windowed model's first windows reach back to.
 
-    With `lead` > 0, the previous day's last `lead` rows come first when the lake has that day: a windowed
-    model's first windows of the day start there.
+    With `lead` > 0, the previous day's last `lead` rows when the lake has that day (else none).
     """
-    rows = lake.read_window(dataset, day, 1)
-    previous = day - timedelta(days=1)
-    if lead == 0 or previous not in lake.days(dataset):
-        return rows
-    return pd.concat([lake.read_window(dataset, previous, 1).tail(lead), rows], ignore_index=True)
+    files, previous = lake.window_files(dataset, day, 1), day - timedelta(days=1)
+    tail: list[pd.DataFrame] = []
+    if lead > 0 and previous in lake.days(dataset):
+        for file in reversed(lake.window_files(dataset, previous, 1)):  # the newest files until lead rows
+            tail.insert(0, lake.read_file(file).tail(lead - sum(map(len, tail))))
+            if sum(map(len, tail)) == lead:
+                break
+    return files, pd.concat(tail, ignore_index=True) if tail else pd.DataFrame()
+
+
+@io_task
+def load_file(lake: Lake, file: PartitionFile) -> pd.DataFrame:
+    """One raw file's rows with their identity columns."""
+    return lake.read_file(file)
 
 
 @pure_task
@@ -104,13 +113,18 @@ def score(
     day = day or lake.newest_day(dataset)
     # rows a window reaches back: into the day before, and across chunk edges
     lead = champion.detector.config.window - 1
-    rows = load_day(lake, dataset, day, lead)
-    size = settings.score_chunk_rows
-    futures = [
-        score_chunk.submit(champion, rows.iloc[max(0, i - lead) : i + size])
-        for i in range(0, len(rows), size)
-    ]
-    scores = pd.concat([f.result() for f in futures], ignore_index=True)
+    files, carry = day_files(lake, dataset, day, lead)
+    size, parts = settings.score_chunk_rows, []
+    for file in files:  # one file in memory at a time; windows reach back across files and days
+        rows = load_file(lake, file)
+        rows = pd.concat([carry, rows], ignore_index=True) if len(carry) else rows
+        futures = [
+            score_chunk.submit(champion, rows.iloc[max(0, i - lead) : i + size])
+            for i in range(len(carry) if len(carry) == lead else 0, len(rows), size)
+        ]
+        parts += [f.result() for f in futures]
+        carry = rows.tail(lead) if lead else carry
+    scores = pd.concat(parts, ignore_index=True)
     scores_key, alerts_key = write_results(lake, dataset, day, champion.version, scores)
     return ScoreOutcome(
         dataset, day, champion.version, len(scores), int(scores["is_anomaly"].sum()), scores_key, alerts_key
