@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -121,6 +122,8 @@ def check_batch(frame: pd.DataFrame, contract: DataContract) -> BatchCheck:
             if cfg is not None and cfg.type in ROW_LEVEL and rows:  # no list when the column is missing
                 reasons.append(pd.Series(f"{ROW_LEVEL[cfg.type]}: {cfg.kwargs['column']}", index=rows))
     merged = pd.concat(reasons).groupby(level=0).agg("; ".join) if reasons else pd.Series(dtype=object)
+    del context, batches
+    gc.collect()  # GX's context holds the checked frames in reference cycles: free them now, not later
     return BatchCheck(len(frame), tuple(results), merged.sort_index())
 
 

@@ -130,11 +130,11 @@ def scan_window(
     pool, scans = SamplePool(plan.rows), []
     for scanned in mapper(scan, files):
         pool.offer(scanned.candidates)
-        scans.append(replace(scanned, candidates=scanned.candidates.iloc[:0]))
+        scans.append(replace(scanned, candidates=pd.DataFrame()))  # the pool holds what is left of them
     scans.sort(key=lambda s: (s.file.day, s.file.key))
     started = time.perf_counter()
     hashes = np.concatenate([s.hashes for s in scans])
-    scans = [replace(s, hashes=s.hashes[:0]) for s in scans]  # one copy of the window's hashes, not two
+    scans = [replace(s, hashes=np.empty(0, np.uint64)) for s in scans]  # one copy of the hashes, not two
     ages = np.array([(as_of - s.file.day).days for s in scans])
     quarantined = pd.concat([s.quarantined for s in scans], ignore_index=True)
     examples = quarantined.head(_EXAMPLES)[[*[n for n in contract.names if n in quarantined], "reason"]]

@@ -218,6 +218,7 @@ def _dask(s: StackSettings, bin_dir: Path) -> list[Part]:
             wave=2,
             health_url=counts,
             ready=all_joined,
+            env=dict(S3_KEYS),  # workers read the lake's files themselves (a retrain's window scan)
         ),
     ]
 
