@@ -14,10 +14,11 @@ Example:
 
 from __future__ import annotations
 
-import gc
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
+from functools import cache
 from typing import Any
 
 import great_expectations as gx
@@ -38,6 +39,7 @@ from validation.suites import (
 )
 
 _EXAMPLE_ROWS = 5
+_GX_LOCK = threading.Lock()
 _COUNTS = ("element_count", "unexpected_count", "missing_count")
 _CELLS_PER_CHECK = 200_000  # GX copies the checked frame per metric: large batches go a column at a time
 _HASHES_PER_CHECK = 4_000_000  # the duplicate rule's hash table stays within a few hundred MB
@@ -101,29 +103,19 @@ class BatchCheck:
 
 def check_batch(frame: pd.DataFrame, contract: DataContract) -> BatchCheck:
     """Run the contract's column rules on every row of `frame` (not modified), one column at a time."""
-    context = _quiet_context()
-    batches = (
-        context.data_sources.add_pandas(name="lake")
-        .add_dataframe_asset(name="batch")
-        .add_batch_definition_whole_dataframe("whole")
-    )
     positional = frame.reset_index(drop=True)
     per_batch = max(1, _CELLS_PER_CHECK // max(len(frame), 1))
     results, reasons = [], []
     for first in range(0, len(contract.columns), per_batch):
         rules = contract.columns[first : first + per_batch]
         columns = positional[[r.name for r in rules if r.name in positional]]
-        checked = batches.get_batch(batch_parameters={"dataframe": columns}).validate(
-            column_suite(rules), result_format={"result_format": "COMPLETE"}
-        )
+        checked = run_suite(columns, column_suite(rules), "COMPLETE")
         for r in checked.results:
             results.append(r.to_json_dict())
             cfg, rows = r.expectation_config, r.result.get("unexpected_index_list")
             if cfg is not None and cfg.type in ROW_LEVEL and rows:  # no list when the column is missing
                 reasons.append(pd.Series(f"{ROW_LEVEL[cfg.type]}: {cfg.kwargs['column']}", index=rows))
     merged = pd.concat(reasons).groupby(level=0).agg("; ".join) if reasons else pd.Series(dtype=object)
-    del context, batches
-    gc.collect()  # GX's context holds the checked frames in reference cycles: free them now, not later
     return BatchCheck(len(frame), tuple(results), merged.sort_index())
 
 
@@ -216,21 +208,23 @@ def validate_frame(
 
 
 def run_suite(frame: pd.DataFrame, suite: gx.ExpectationSuite, result_format: str = "SUMMARY") -> Any:
-    """Validate `frame` in a throwaway in-memory GX context, quietly (COMPLETE lists failing row indices)."""
-    batch = (
-        _quiet_context()
-        .data_sources.add_pandas(name="lake")
-        .add_dataframe_asset(name="window")
-        .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
-    return batch.validate(suite, result_format={"result_format": result_format})
+    """Validate `frame` quietly in this process's in-memory GX context (COMPLETE lists failing rows)."""
+    with _GX_LOCK:  # one context per process: threads (e.g. of a Dask worker) take turns
+        batch = _batches().get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(suite, result_format={"result_format": result_format})
 
 
-def _quiet_context() -> Any:
+@cache
+def _batches() -> Any:
+    """A whole-dataframe batch definition in one ephemeral GX context, made once per process.
+
+    One context for every check: a context per check left each checked frame in reference cycles until
+    Python's cyclic collector ran, which on a large window held gigabytes.
+    """
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    return context
+    asset = context.data_sources.add_pandas(name="lake").add_dataframe_asset(name="frame")
+    return asset.add_batch_definition_whole_dataframe("whole")
 
 
 def _duplicates(hashes: np.ndarray, policy: ContractPolicy) -> list[list[dict[str, Any]]]:

@@ -11,7 +11,8 @@ read which file, and the whole clean window when it is smaller. A key depends on
 rows), blocks of `block` consecutive rows, so a windowed model samples runs of consecutive rows.
 
 Example:
-    >>> scanned = scan_window(lake, "sensors", files, contract, plan, policy, as_of)
+    >>> files = lake.window_files("sensors", as_of, 30)
+    >>> scanned = scan_window(lake, files, contract, plan, policy, as_of, alerts)
     >>> scanned.rows, scanned.report.passed, len(scanned.sample)
 """
 
