@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from flows.adapters.lake import Lake, open_store
+from flows.console.demo import demo_data, seed_lake
+from flows.settings import Settings
+from tests.flows.conftest import TODAY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -180,3 +185,16 @@ def test_evaluate_with_an_unknown_dataset_fails_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stdout.strip().startswith("error: no shipped dataset 'nope'")
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_window_too_large_for_memory_stops_before_reading_in_one_line(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    seed_lake(Lake(open_store(settings.lake_root())), demo_data(settings), "mammography", 10, TODAY, seed=0)
+    out = _sentinel(
+        "retrain", "--as-of", TODAY.isoformat(), tmp_path=tmp_path,
+        SENTINEL_RETRAIN__SAMPLE_ROWS="50000000", SENTINEL_RETRAIN__MEMORY_LIMIT_GB="2",
+    )  # fmt: skip
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.startswith("error: a window of 7 files") and last.endswith("lower retrain.sample_rows")
+    assert not (tmp_path / "home" / "lake" / "mammography" / "_quarantine").exists()  # nothing was read
