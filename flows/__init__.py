@@ -8,12 +8,13 @@ Where things are:
 | where is the threshold computed? | `vae/calibration.py` (split conformal), called by `VAEDetector.fit` |
 | where does the service load the model? | `serving/champion.py` (follows `models:/NAME@champion`) |
 | where is the data read and written? | `adapters/lake.py` (a folder or S3) |
+| which rows does a candidate train on? | `jobs/window.py` (the window scanned file by file, sampled) |
 | where are versions, aliases and the ledger? | `adapters/registry.py` (MLflow) |
 | what does each scheduled job do? | `jobs/`: `retrain`, `monitor`, `score`, `backtest`, `deployments` |
 | what do the endpoints take and return? | `serving/`: `app.py` (routes), `bodies.py` (layouts) |
 | what does a command print? | `console/views.py`; `cli.py` is the command line itself |
 | where is an option defined? | `settings.py` (one typed `Settings`) |
-| how does the production stack run here? | `stack/`: `parts.py` (what runs), `supervisor.py` |
+| how does the production stack run here? | `stack/`: `parts.py` (what runs), `supervisor.py`, `client.py` |
 
 Layering (enforced by `tests/test_architecture.py`): `vae` < `validation` < `flows`; inside `flows`,
 `errors`, `settings`, `runtime` < `adapters` < `jobs`, `serving` < `console` < `cli`; `stack` < `cli`.
