@@ -12,6 +12,7 @@ from typing import Any
 
 from flows.adapters.lake import Lake, open_store
 from flows.adapters.registry import Registry
+from flows.errors import SettingsError
 from flows.settings import Settings
 
 
@@ -35,10 +36,18 @@ def mapper_of(settings: Settings) -> Mapper:
     if address is None:
         return map
 
-    def on_cluster(work: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+    try:
         from distributed import Client, as_completed
+    except ImportError:
+        raise SettingsError("dask_address needs distributed: pip install 'vae-sentinel[dask]'") from None
 
-        with Client(address, timeout=30) as client:
+    def on_cluster(work: Callable[[Any], Any], items: list[Any]) -> Iterator[Any]:
+        try:
+            client = Client(address, timeout=30)
+        except OSError as exc:  # refused, timed out: one line naming the setting
+            message = f"cannot reach the Dask scheduler at {address} (dask_address): {exc}"
+            raise SettingsError(message) from None
+        with client:
             for future in as_completed(client.map(work, items, pure=False)):
                 yield future.result()
 
