@@ -438,9 +438,10 @@ def score(
     """Score one day of lake partitions with the champion; write scores and alerts back to the lake.
 
     Scores go to DATASET/_scores/date=DAY/, flagged rows to DATASET/_alerts/date=DAY/ (retrain leaves
-    them out of training). Chunks of score_chunk_rows run in local threads, or on the Dask cluster at
-    SENTINEL_DASK_ADDRESS (pip install 'vae-sentinel[dask]'). Raw partitions are not modified; a day
-    already scored by the same version is refused rather than overwritten.
+    them out of training). Each file is read and scored by a task: in two local threads, or on the Dask
+    cluster at SENTINEL_DASK_ADDRESS, whose workers read the files themselves (pip install
+    'vae-sentinel[dask]'). Raw partitions are not modified; a day already scored by the same version is
+    refused rather than overwritten.
     """
     settings = _settings()
 

@@ -188,7 +188,9 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()
     serve: ServeSettings = ServeSettings()
     stack: StackSettings = StackSettings()
-    score_chunk_rows: int = Field(50_000, ge=1, description="Rows per parallel chunk of batch scoring.")
+    score_chunk_rows: int = Field(
+        50_000, ge=1, description="Rows batch scoring puts through the model at once (files run in parallel)."
+    )
     dask_address: str | None = Field(
         None,
         description="Dask scheduler (tcp://host:8786) that scores batch chunks on a cluster (extra [dask]); "

@@ -4,9 +4,10 @@ Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input r
 score, flag, p-value; a champion trained on windows of w steps starts its windows in the previous day's
 last w - 1 rows when that day is in the lake, else it scores the day from its w-th row on),
 flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
-leaves out of training. The day's files are read one at a time, so memory holds one file and the
-scores, not the day. Chunks are scored in parallel threads (torch releases the GIL in its kernels), or
-on a Dask cluster when `dask_address` is set (`score_day` picks the task runner).
+leaves out of training. Each of the day's files is a task that reads and scores it in chunks of
+`score_chunk_rows`: in two local threads (torch releases the GIL in its kernels), so memory holds two
+files and the scores, not the day; or on a Dask cluster when `dask_address` is set (`score_day` picks
+the task runner), where the workers read the files themselves.
 
 Example:
     >>> outcome = score_day(Settings(), dataset="mammography", day=date(2026, 11, 30))
@@ -25,7 +26,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
-from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
+from flows.jobs.common import day_parameter, io_task, require_champion
 from flows.settings import Settings, load_settings
 from vae.errors import SentinelError
 
@@ -44,30 +45,45 @@ class ScoreOutcome:
 
 
 @io_task
-def day_files(lake: Lake, dataset: str, day: date, lead: int) -> tuple[list[PartitionFile], pd.DataFrame]:
-    """The day's raw files, and the rows a windowed model's first windows reach back to.
-
-    With `lead` > 0, the previous day's last `lead` rows when the lake has that day (else none).
-    """
+def day_files(
+    lake: Lake, dataset: str, day: date, lead: int
+) -> tuple[list[PartitionFile], list[PartitionFile]]:
+    """The day's raw files; with `lead` > 0 also the previous day's (a windowed model reaches back there)."""
     files, previous = lake.window_files(dataset, day, 1), day - timedelta(days=1)
-    tail: list[pd.DataFrame] = []
-    if lead > 0 and previous in lake.days(dataset):
-        for file in reversed(lake.window_files(dataset, previous, 1)):  # the newest files until lead rows
-            tail.insert(0, lake.read_file(file).tail(lead - sum(map(len, tail))))
-            if sum(map(len, tail)) == lead:
-                break
-    return files, pd.concat(tail, ignore_index=True) if tail else pd.DataFrame()
+    if lead == 0 or previous not in lake.days(dataset):
+        return files, []
+    return files, lake.window_files(dataset, previous, 1)
 
 
 @io_task
-def load_file(lake: Lake, file: PartitionFile) -> pd.DataFrame:
-    """One raw file's rows with their identity columns."""
-    return lake.read_file(file)
+def score_file(
+    champion: LoadedVersion, lake: Lake, file: PartitionFile, before: list[PartitionFile], size: int
+) -> pd.DataFrame:
+    """Read one raw file where this task runs (a Dask worker reads it itself) and score it in chunks.
+
+    A windowed model's first windows reach back into the last rows of the files `before` it (the day's
+    earlier files, then the previous day's), read here too.
+    """
+    lead = champion.detector.config.window - 1
+    rows, reach = lake.read_file(file), _tail(lake, before, lead)
+    rows = pd.concat([reach, rows], ignore_index=True) if len(reach) else rows
+    first = len(reach) if len(reach) == lead else 0  # no full window yet: scoring starts at its w-th row
+    chunks = (rows.iloc[max(0, i - lead) : i + size] for i in range(first, len(rows), size))
+    return pd.concat([_score(champion, chunk) for chunk in chunks], ignore_index=True)
 
 
-@pure_task
-def score_chunk(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
-    """Score, flag and p-value of one chunk, keyed by row identity (of each window's last row)."""
+def _tail(lake: Lake, files: list[PartitionFile], n: int) -> pd.DataFrame:
+    """The last `n` rows of `files` taken together (reading from the newest file back)."""
+    tail: list[pd.DataFrame] = []
+    for file in reversed(files if n else []):
+        tail.insert(0, lake.read_file(file).tail(n - sum(map(len, tail))))
+        if sum(map(len, tail)) == n:
+            break
+    return pd.concat(tail, ignore_index=True) if tail else pd.DataFrame()
+
+
+def _score(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
+    """Score, flag and p-value of consecutive rows, keyed by row identity (of each window's last row)."""
     prediction = champion.detector.predict(rows)  # picks the champion's columns; names a missing one
     scored = rows.iloc[champion.detector.config.window - 1 :]
     return pd.DataFrame(
@@ -111,20 +127,13 @@ def score(
     lake, registry = lake_of(settings), registry_of(settings)
     champion = require_champion(registry)
     day = day or lake.newest_day(dataset)
-    # rows a window reaches back: into the day before, and across chunk edges
-    lead = champion.detector.config.window - 1
-    files, carry = day_files(lake, dataset, day, lead)
-    size, parts = settings.score_chunk_rows, []
-    for file in files:  # one file in memory at a time; windows reach back across files and days
-        rows = load_file(lake, file)
-        rows = pd.concat([carry, rows], ignore_index=True) if len(carry) else rows
-        futures = [
-            score_chunk.submit(champion, rows.iloc[max(0, i - lead) : i + size])
-            for i in range(len(carry) if len(carry) == lead else 0, len(rows), size)
-        ]
-        parts += [f.result() for f in futures]
-        carry = rows.tail(lead) if lead else carry
-    scores = pd.concat(parts, ignore_index=True)
+    # rows a window reaches back to: the day's earlier files, then the day before
+    files, previous = day_files(lake, dataset, day, champion.detector.config.window - 1)
+    futures = [
+        score_file.submit(champion, lake, file, [*previous, *files[:k]], settings.score_chunk_rows)
+        for k, file in enumerate(files)
+    ]
+    scores = pd.concat([f.result() for f in futures], ignore_index=True)
     scores_key, alerts_key = write_results(lake, dataset, day, champion.version, scores)
     return ScoreOutcome(
         dataset, day, champion.version, len(scores), int(scores["is_anomaly"].sum()), scores_key, alerts_key

@@ -232,7 +232,7 @@ def test_the_service_switches_to_a_promoted_version_with_no_failed_request(story
 
 
 def test_batch_scoring_runs_on_dask_and_writes_to_s3(story):
-    assert any(name.startswith("score_chunk") for name in story["dask_tasks"]), story["dask_tasks"]
+    assert any(name.startswith("score_file") for name in story["dask_tasks"]), story["dask_tasks"]
     assert story["scores_keys"] and story["alerts"] > 0, story["score"]
 
 
