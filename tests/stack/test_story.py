@@ -1,8 +1,8 @@
 """The whole story on the stack, asserted against the servers, not a harness.
 
-After the first scheduled retrain (conftest's `scheduled`) and those the schedule fired since:
-`sentinel serve` runs as its own process under steady requests while another version is promoted
-(later scheduled runs retrain on the same days, where the gates may or may not pass); `sentinel score`
+After the first scheduled retrain (conftest's `scheduled`): `sentinel serve` runs as its own process
+under steady requests while a later scheduled retrain (warm-started from the champion, on the same
+days) promotes a new version and the service follows it; `sentinel score`
 runs its chunks on the stack's Dask workers and writes scores and alerts to S3; a failing sensor lands
 in a new day, the monitor's schedule fires on it, and its drift-triggered retrain runs through the
 retrain deployment on the worker, excluding the alerted rows, while a second trigger waits for the
@@ -119,6 +119,25 @@ def _quiet(api: str) -> None:
                "retrains finishing", interval=1)  # fmt: skip
 
 
+def _scheduled_promotion(api: str, tracking: str, after: str) -> dict[str, Any]:
+    """The first scheduled retrain that promotes a version newer than `after`: its run and candidate."""
+    checked: dict[str, dict[str, Any] | None] = {}  # finished runs' candidates, read once each
+    found: list[dict[str, Any]] = []
+
+    def promoted() -> bool:
+        for run in runs_of(api, "retrain"):
+            if run["auto_scheduled"] and run["state_type"] == "COMPLETED" and run["id"] not in checked:
+                checked[run["id"]] = candidate_of(tracking, run["id"])
+            made = checked.get(run["id"])
+            if made and made["promoted"] and int(made["version"]) > int(after):
+                found.append(run | {"candidate": made})
+                return True
+        return False
+
+    wait_until(promoted, 240, f"a scheduled retrain promoting a version after {after}", interval=2)
+    return found[0]
+
+
 def _states(api: str, run_id: str) -> list[str]:
     reply = httpx.get(f"{api}/flow_run_states/", params={"flow_run_id": run_id}, timeout=10)
     return [s["name"] for s in sorted(reply.json(), key=lambda s: s["timestamp"])]
@@ -152,18 +171,15 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
     retrain = deployment(api, "retrain")
 
     with serving(stack, features.head(20)) as (url, traffic):
-        # 1. the schedule has fired retrains all along; paused, a version is promoted (an override through
-        # the registry on PostgreSQL) and the service follows it with no failed request
+        # 1. the schedule keeps firing retrains (warm-started from the champion, on the same days); one
+        # promotes a new version in the registry on PostgreSQL; the service follows with no failed request
+        client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+        seen["served_first"] = client.get_model_version_by_alias(MODEL, "champion").version
+        _serving_version(url, seen["served_first"])
+        seen["promoted_by_schedule"] = _scheduled_promotion(api, tracking, after=seen["served_first"])
         pause_schedule(api, retrain["id"])
         _quiet(api)  # a scheduled run that had started before the pause finishes first
         seen["scheduled_runs"] = [r for r in runs_of(api, "retrain") if r["auto_scheduled"]]
-        client = mlflow.MlflowClient(tracking, registry_uri=tracking)
-        seen["served_first"] = client.get_model_version_by_alias(MODEL, "champion").version
-        _serving_version(url, seen["served_first"])  # the service has caught up with it
-        versions = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
-        target = max(versions - {seen["served_first"]}, key=int)
-        promoted = sentinel("promote", target, "--reason", "stack test: the service follows", env=stack)
-        assert promoted.returncode == 0, promoted.stdout[-2000:] + promoted.stderr[-2000:]
         seen["champion"] = client.get_model_version_by_alias(MODEL, "champion").version
         _serving_version(url, seen["champion"])
 
@@ -222,13 +238,16 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
     return seen
 
 
-def test_the_service_switches_to_a_promoted_version_with_no_failed_request(story):
+def test_a_scheduled_retrain_promotes_and_the_service_switches_with_no_failed_request(story):
     scheduled = [r for r in story["scheduled_runs"] if r["state_type"] == "COMPLETED"]
     assert len(scheduled) >= 2 and {r["parameters"]["reason"] for r in scheduled} == {"schedule"}
-    assert story["champion"] != story["served_first"]
+    promoter = story["promoted_by_schedule"]
+    assert promoter["auto_scheduled"] and promoter["candidate"]["promoted"]
+    assert int(story["champion"]) >= int(promoter["candidate"]["version"]) > int(story["served_first"])
     traffic = story["traffic"]
     assert traffic.failures == []
-    assert story["served_first"] in traffic.versions and traffic.versions[-1] == story["champion"]
+    assert story["served_first"] in traffic.versions and promoter["candidate"]["version"] in traffic.versions
+    assert traffic.versions[-1] == story["champion"]
 
 
 def test_batch_scoring_runs_on_dask_and_writes_to_s3(story):
@@ -266,5 +285,6 @@ def test_status_history_and_backtest_read_it_from_the_servers(story):
     assert {r["candidate"]["version"] for r in story["triggered"]} <= refused
     moves = [(e["action"], e["champion"]) for e in story["history"]]
     assert moves[0] == ("promote", story["first"]["version"])  # the first scheduled run's gates passed
-    assert moves[-1] == ("override", story["champion"])  # `sentinel promote` by hand, the last move
+    assert ("promote", story["promoted_by_schedule"]["candidate"]["version"]) in moves
+    assert moves[-1] == ("promote", story["champion"])  # the refused drift retrains moved nothing
     assert "refused" in story["backtest"] and story["newest"].isoformat() in story["backtest"]
