@@ -318,13 +318,18 @@ def promote(
     reason: Annotated[
         str, typer.Option(help="Why the gates are overridden; kept on the version and shown by status.")
     ],
+    replacing: Annotated[
+        str | None,
+        typer.Option(help="Move only if this version is still the champion (as status showed it)."),
+    ] = None,
 ) -> None:
     """Make a registered version the champion by hand, whatever its gates said (a recorded override).
 
     For a candidate the gates refused for a reason you know to be harmless (a planned sensor change, a
     new operating regime). The reason is required and stays on the version (tags override_reason and
     override_at); the replaced champion becomes previous, so `sentinel rollback` undoes it. A running
-    `sentinel serve` follows the alias.
+    `sentinel serve` follows the alias. With --replacing, a champion moved meanwhile by anyone else stops
+    it with nothing moved; every move holds the model's move lock, so concurrent moves never interleave.
     """
     settings = _settings()
 
@@ -332,7 +337,7 @@ def promote(
         from flows.adapters.connect import registry_of
 
         registry = registry_of(settings)
-        replaced = registry.override(version, reason)
+        replaced = registry.override(version, reason, replacing)
         was = "none" if replaced is None else f"version {replaced}, now previous"
         console.print(f"{registry.model_name}: champion is version {version} by hand (was {was})")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flows.adapters.lake import Lake, open_store
+from flows.adapters.locks import move_lock
 from flows.adapters.registry import Registry
 from flows.errors import SettingsError
 from flows.settings import Settings
@@ -24,7 +25,9 @@ def lake_of(settings: Settings) -> Lake:
 def registry_of(settings: Settings) -> Registry:
     """The registry adapter the settings point at."""
     r = settings.registry
-    return Registry(settings.tracking_uri(), r.model_name, r.experiment, settings.artifact_location())
+    return Registry(
+        settings.tracking_uri(), r.model_name, r.experiment, settings.artifact_location(), move_lock(settings)
+    )
 
 
 Mapper = Callable[[Callable[[Any], Any], list[Any]], Iterable[Any]]

@@ -7,10 +7,11 @@ the whole gate report (``gate_report``, JSON) and ``promoted``.
 MLflow keeps only where an alias points now, so every champion move (promotion, manual override,
 rollback, adoption) is also a run in the experiment ``<model>-promotions``: the promotion ledger, read by
 `promotions()`. The run is opened before the alias moves and closed after it, so a move that failed
-half-way shows as such instead of vanishing.
+half-way shows as such instead of vanishing. Each move holds the model's move lock (locks.py) from
+reading the champion to moving it: two writers never both pass the compare.
 
 Example:
-    >>> registry = Registry("sqlite:///.sentinel/mlflow.db", "vae-sentinel", "retrain", "file:///abs/artifacts")
+    >>> registry = registry_of(Settings())       # connect.py: the settings' server, its lock (locks.py)
     >>> champion = registry.champion()          # None before the first promotion
 """
 
@@ -36,6 +37,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
+from flows.adapters.locks import MoveLock
 from flows.errors import PromotionConflictError, RegistryError
 from validation.contracts import DataContract
 from validation.gates import Decision
@@ -107,10 +109,16 @@ class Registry:
     """One registered model in one MLflow tracking server (or SQLite file)."""
 
     def __init__(
-        self, tracking_uri: str, model_name: str, experiment: str, artifact_location: str | None
+        self,
+        tracking_uri: str,
+        model_name: str,
+        experiment: str,
+        artifact_location: str | None,
+        move_lock: MoveLock,
     ) -> None:
         self.tracking_uri, self.model_name = tracking_uri, model_name
         self.experiment, self.artifact_location = experiment, artifact_location
+        self.move_lock = move_lock  # held around every champion move's read and write (locks.py)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     # ------------------------------------------------------------- reads
@@ -339,12 +347,18 @@ class Registry:
         Raises:
             PromotionConflictError: the champion changed since the flow read it; nothing was moved.
         """
+        with self.move_lock():
+            self._compare_and_move(version, expected_champion, note, action)
+
+    def _compare_and_move(self, version: str, expected_champion: str | None, note: str, action: str) -> None:
+        """`promote`'s compare-and-set, with the move lock held."""
         current = self.alias_version(CHAMPION)
         resuming = current == version and self.alias_version(PREVIOUS) == expected_champion
         if current != expected_champion and not resuming:
+            meanwhile = "while this run trained" if action == "promote" else f"before this {action}"
             raise PromotionConflictError(
-                f"champion of {self.model_name} changed from {expected_champion} to {current} while this run "
-                f"trained; version {version} was registered but not promoted"
+                f"champion of {self.model_name} changed from {expected_champion} to {current} "
+                f"{meanwhile}; version {version} was registered but not promoted"
             )
         with self._ledger(action, version, expected_champion, note):
             if expected_champion is not None:
@@ -403,16 +417,17 @@ class Registry:
             for run in runs
         ]
 
-    def override(self, version: str, reason: str) -> str | None:
+    def override(self, version: str, reason: str, replacing: str | None = None) -> str | None:
         """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
 
-        The reason and time are tagged on the version first, so even an attempt that loses a race with a
-        flow's promotion stays on record (status shows it as attempted). The replaced champion becomes
-        ``previous`` (`rollback` undoes it).
+        The move replaces the champion read here, or only `replacing` when given (the champion the
+        operator saw): if another move came first, this one raises and moves nothing. The reason and time
+        are tagged on the version first, so even an attempt that loses a race stays on record (status
+        shows it as attempted). The replaced champion becomes ``previous`` (`rollback` undoes it).
 
         Raises:
             RegistryError: no reason, no such version, or it is the champion already.
-            PromotionConflictError: a flow moved the champion meanwhile; nothing was moved.
+            PromotionConflictError: the champion is no longer the one replaced; nothing was moved.
         """
         if not reason.strip():
             raise RegistryError("a manual promotion needs a reason (--reason), kept on the version")
@@ -420,11 +435,13 @@ class Registry:
         current = self.alias_version(CHAMPION)
         if current == version:
             raise RegistryError(f"version {version} of {self.model_name} is the champion already")
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.client.set_model_version_tag(self.model_name, version, "override_reason", reason.strip())
-        self.client.set_model_version_tag(self.model_name, version, "override_at", now)
-        self.promote(version, current, reason.strip(), action="override")
-        return current
+        expected = current if replacing is None else str(self._model_version(replacing).version)
+        with self.move_lock():  # the tags too: concurrent overrides never write at once
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            self.client.set_model_version_tag(self.model_name, version, "override_reason", reason.strip())
+            self.client.set_model_version_tag(self.model_name, version, "override_at", now)
+            self._compare_and_move(version, expected, reason.strip(), "override")
+        return expected
 
     def adopt(self, source: Registry, version: str) -> str:
         """Register `source`'s version here, unchanged, and make it this registry's champion.
@@ -454,13 +471,14 @@ class Registry:
         Raises:
             RegistryError: there is no previous champion to go back to.
         """
-        current, previous = self.alias_version(CHAMPION), self.alias_version(PREVIOUS)
-        if current is None or previous is None:
-            raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
-        with self._ledger("rollback", previous, current, f"version {current} rolled back"):
-            self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
-            self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
-            self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
+        with self.move_lock():
+            current, previous = self.alias_version(CHAMPION), self.alias_version(PREVIOUS)
+            if current is None or previous is None:
+                raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
+            with self._ledger("rollback", previous, current, f"version {current} rolled back"):
+                self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
+                self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
+                self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
         return current, previous
 
     def status(self) -> dict[str, Any]:

@@ -4,6 +4,8 @@ documents (status code, content type, body, headers), never a 5xx, and a bad tok
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pandas as pd
 import pytest
 import schemathesis
@@ -26,7 +28,11 @@ def api_schema(tmp_path_factory, cardio):
     home = tmp_path_factory.mktemp("schema")
     app_settings = Settings(home=home, serve={"token": TOKEN})
     registry = Registry(
-        app_settings.tracking_uri(), "schema-test", "schema-test", app_settings.artifact_location()
+        app_settings.tracking_uri(),
+        "schema-test",
+        "schema-test",
+        app_settings.artifact_location(),
+        nullcontext,
     )
     holder = ModelHolder(registry)
     columns = [f"c{i:02d}" for i in range(cardio.X.shape[1])]
