@@ -66,7 +66,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     """The service: /score, /stream, /health, /ready, /metadata, /metrics; OpenAPI at /openapi.json."""
     cfg = settings.serve
     holder = holder or ModelHolder(registry_of(settings))
-    metrics = Metrics()
+    metrics = Metrics(lambda: holder.refresh_failures)
     streams = StreamBook(cfg.stream_beta, cfg.max_streams)
     workers = anyio.CapacityLimiter(os.cpu_count() or 1)  # scoring threads: one per core
 

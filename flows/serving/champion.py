@@ -23,6 +23,7 @@ class ModelHolder:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.current: LoadedVersion | None = None
+        self.refresh_failures = 0  # polls that could not read or load the champion (/metrics counts them)
         self._lock = threading.Lock()  # one load at a time; readers never wait
 
     def refresh(self) -> bool:
@@ -39,6 +40,7 @@ class ModelHolder:
         try:
             self.refresh()
         except Exception as exc:  # registry down, corrupt version: keep serving what we have
+            self.refresh_failures += 1
             log.warning(
                 "champion refresh failed, still serving %s: %s", self.current and self.current.version, exc
             )

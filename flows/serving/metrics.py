@@ -1,17 +1,18 @@
-"""The service's Prometheus metrics: requests, latency, rows, alerts and a histogram of scores.
+"""The service's Prometheus metrics: requests, latency, rows, alerts, a histogram of scores, failed refreshes.
 
 Example:
-    >>> metrics = Metrics()
+    >>> metrics = Metrics(lambda: holder.refresh_failures)
     >>> metrics.observe(0.002, prediction.score, prediction.is_anomaly)
     >>> generate_latest(metrics.registry)           # the /metrics page
 """
 
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 
 class _ScoreHistogram:
@@ -40,10 +41,21 @@ class _ScoreHistogram:
         return [HistogramMetricFamily("sentinel_score", "Anomaly scores.", buckets=buckets, sum_value=total)]
 
 
+class _RefreshFailures:
+    """The champion polls that failed (registry or artifact store down, a version that does not load)."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> list[CounterMetricFamily]:
+        help_text = "Champion refreshes that failed; the service kept its model."
+        return [CounterMetricFamily("sentinel_champion_refresh_failures", help_text, value=self.count())]
+
+
 class Metrics:
     """Prometheus collectors of one app (its own registry, so several apps can live in one process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, refresh_failures: Callable[[], int]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("sentinel_score_requests", "Scoring requests served.", registry=self.registry)
         self.rows = Counter("sentinel_scored_rows", "Rows scored.", registry=self.registry)
@@ -53,6 +65,7 @@ class Metrics:
         )
         self.scores = _ScoreHistogram()
         self.registry.register(self.scores)
+        self.registry.register(_RefreshFailures(refresh_failures))
 
     def observe(self, seconds: float, scores: np.ndarray, flags: np.ndarray) -> None:
         """Count one request: its latency, rows, alerts and scores."""

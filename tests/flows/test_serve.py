@@ -294,3 +294,31 @@ def test_the_body_size_limit_is_checked_before_parsing(stack):
     too_big = b" " * (settings.serve.max_body_bytes + 1)
     reply = client.post("/score", content=too_big, headers={"Content-Type": "application/json"})
     assert reply.status_code == 413 and "exceeds the limit" in reply.json()["detail"]
+
+
+def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(stack, tmp_path):
+    settings, rows, client = stack
+    registry = registry_of(settings)
+    run_id = registry.client.get_model_version("vae-sentinel", "1").run_id
+    broken = registry.client.create_model_version("vae-sentinel", (tmp_path / "gone").as_uri(), run_id)
+
+    def failures() -> float:
+        families = text_string_to_metric_families(client.get("/metrics").text)
+        return next(f.samples[0].value for f in families if f.name == "sentinel_champion_refresh_failures")
+
+    before = failures()
+    registry.client.set_registered_model_alias("vae-sentinel", "champion", broken.version)
+    try:
+        deadline = time.time() + 20
+        while failures() < before + 3 and time.time() < deadline:  # polled again and again
+            time.sleep(0.1)
+        assert failures() >= before + 3
+        assert client.get("/ready").json() == {"status": "ready", "version": "1"}
+        scored = client.post("/score", json={"records": rows.head(5).to_dict("records")})
+        assert scored.status_code == 200 and scored.json()["version"] == "1"
+        registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")  # a loadable one
+        while client.get("/ready").json()["version"] != "2" and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.get("/ready").json()["version"] == "2"
+    finally:
+        registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
