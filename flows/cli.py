@@ -469,6 +469,9 @@ def score(
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default: settings.serve.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: settings.serve.port).")] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="Allow a non-loopback host without a token (or serve.insecure).")
+    ] = False,
 ) -> None:
     """Serve the champion over HTTP (FastAPI); follows the champion alias as it moves.
 
@@ -477,17 +480,22 @@ def serve(
     application/vnd.apache.arrow.stream); ?explain=true adds per-feature reconstruction contributions. Also
     GET /health, /ready, /metadata, /metrics (Prometheus) and /docs. POST /stream/{stream_id} takes the
     next rows of a series and returns EMA-smoothed scores and flags of each window they complete (state
-    kept per stream id; DELETE forgets it). A bearer token is required when SENTINEL_SERVE__TOKEN is set.
+    kept per stream id; DELETE forgets it). A bearer token is required when SENTINEL_SERVE__TOKEN is set;
+    a host other than loopback without one is refused unless --insecure.
     """
     settings = _settings()
+    from flows.serving.exposure import require_guarded
+
+    cfg = settings.serve
+    host = host or cfg.host
+    _guard(lambda: require_guarded(host, cfg.token is not None, insecure or cfg.insecure))
     import torch
     import uvicorn
 
     from flows.serving.app import create_app
 
-    cfg = settings.serve
     torch.set_num_threads(cfg.torch_threads)  # small per-request batches: threads only contend
-    uvicorn.run(create_app(settings), host=host or cfg.host, port=port or cfg.port, log_level="warning")
+    uvicorn.run(create_app(settings), host=host, port=port or cfg.port, log_level="warning")
 
 
 @app.command()

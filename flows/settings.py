@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,7 @@ class ServeSettings(_Section):
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, description="Port to listen on.")
     token: SecretStr | None = Field(None, description="Bearer token required on /score and /metadata.")
+    insecure: bool = Field(False, description="Allow a non-loopback host without a token (else refused).")
     max_rows: int = Field(100_000, ge=1, description="Most rows in one /score request (413 above).")
     max_body_bytes: int = Field(64 * 2**20, ge=1, description="Largest request body (413 above).")
     poll_seconds: float = Field(10.0, gt=0, description="How often the champion alias is checked.")
@@ -190,6 +192,12 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     score_chunk_rows: int = Field(
         50_000, ge=1, description="Rows batch scoring puts through the model at once (files run in parallel)."
+    )
+    torch_threads: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 1) // 2),
+        ge=1,
+        description="Torch threads of a process running flows (retrain, score, monitor, backtest); default: "
+        "half the cores, so two runs or a neighbour on one host do not spin against each other.",
     )
     dask_address: str | None = Field(
         None,

@@ -6,9 +6,11 @@ import dataclasses
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import mlflow
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -306,10 +308,12 @@ def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(
         families = text_string_to_metric_families(client.get("/metrics").text)
         return next(f.samples[0].value for f in families if f.name == "sentinel_champion_refresh_failures")
 
+    deadline = time.time() + 20
+    while client.get("/ready").json()["version"] != "1" and time.time() < deadline:  # caught up with v1
+        time.sleep(0.1)
     before = failures()
     registry.client.set_registered_model_alias("vae-sentinel", "champion", broken.version)
     try:
-        deadline = time.time() + 20
         while failures() < before + 3 and time.time() < deadline:  # polled again and again
             time.sleep(0.1)
         assert failures() >= before + 3
@@ -322,3 +326,22 @@ def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(
         assert client.get("/ready").json()["version"] == "2"
     finally:
         registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
+
+
+def test_the_token_appears_nowhere_it_could_leak_and_nothing_loaded_is_a_pickle(stack, tmp_path):
+    settings, _, client = stack
+    pages = client.get("/metadata").text + client.get("/metrics").text + client.get("/openapi.json").text
+    assert TOKEN not in pages
+    registry = registry_of(settings)
+    runs = registry.client.search_runs([e.experiment_id for e in registry.client.search_experiments()])
+    logged = [(run.data.params, run.data.tags) for run in runs]  # every run: retrains, ledger
+    assert runs and TOKEN not in repr(logged)
+    for version in ("1", "2"):  # what the service and the flows load, model and run artifacts: no pickle
+        mv = registry.client.get_model_version("vae-sentinel", version)
+        where = {"dst_path": str(tmp_path / version / "model"), "tracking_uri": registry.tracking_uri}
+        model = Path(mlflow.artifacts.download_artifacts(mv.source, **where))
+        run = Path(registry.client.download_artifacts(mv.run_id, "", str(tmp_path / version)))
+        files = [*model.rglob("*"), *(p for p in run.rglob("*") if "export" not in p.relative_to(run).parts)]
+        # export/ holds the ONNX and TorchScript files written for other consumers; nothing of ours loads them
+        pickles = [p for p in files if p.suffix in {".pkl", ".pickle", ".joblib", ".pt", ".pth"}]
+        assert len(files) > 5 and not pickles, pickles
