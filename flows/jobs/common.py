@@ -3,6 +3,7 @@
 Example:
     >>> @io_task
     ... def read(lake: Lake) -> pd.DataFrame: ...
+    >>> settings = job_settings(None)             # read as a worker would, torch's threads set
     >>> champion = require_champion(registry)  # NoChampionError when none is registered yet
     >>> day_parameter("2026-12-01")             # a deployment run's date, as JSON gave it
     datetime.date(2026, 12, 1)
@@ -13,12 +14,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import torch
 from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.adapters.registry import LoadedVersion, Registry
 from flows.errors import NoChampionError, StoreUnavailableError
+from flows.settings import Settings, load_settings
 from vae import InputError
 
 
@@ -32,6 +35,13 @@ io_task = task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_transi
 """A task doing I/O through an adapter: retried, and only on errors a retry can fix."""
 pure_task = task(cache_policy=NO_CACHE)
 """A task calling the pure core: never retried (the same input fails the same way), never cached."""
+
+
+def job_settings(settings: Settings | None) -> Settings:
+    """A flow's settings (read here when not given, as on a worker), with torch's threads set from them."""
+    settings = settings or load_settings()
+    torch.set_num_threads(settings.torch_threads)
+    return settings
 
 
 @io_task

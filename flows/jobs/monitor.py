@@ -30,11 +30,11 @@ from prefect.deployments import run_deployment
 from flows.adapters.connect import Mapper, lake_of, mapper_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
-from flows.jobs.common import day_parameter, io_task, pure_task, require_champion
+from flows.jobs.common import day_parameter, io_task, job_settings, pure_task, require_champion
 from flows.jobs.plots import ScorePanel, score_distribution
 from flows.jobs.retrain import retrain
 from flows.jobs.window import SamplePlan, sample_window
-from flows.settings import Settings, load_settings
+from flows.settings import Settings
 from vae import Prediction
 from vae.errors import SentinelError
 from validation.drift import DriftVerdict, assess_drift
@@ -166,7 +166,7 @@ def monitor(
     Raises:
         SentinelError: no champion yet, an empty or unreadable window, or rows the champion cannot score.
     """
-    settings = settings or load_settings()
+    settings = job_settings(settings)
     as_of = day_parameter(as_of)
     cfg = settings.monitor
     dataset = dataset or settings.retrain.dataset

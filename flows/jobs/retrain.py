@@ -40,9 +40,9 @@ from flows.jobs.candidate import (
     candidate_record,
     save_reference,
 )
-from flows.jobs.common import day_parameter, io_task, load_champion, pure_task
+from flows.jobs.common import day_parameter, io_task, job_settings, load_champion, pure_task
 from flows.jobs.window import SamplePlan, ScannedWindow, derive_contract, require_memory, scan_window
-from flows.settings import Settings, load_settings
+from flows.settings import Settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
 from vae.splits import holdout_split
@@ -177,7 +177,7 @@ def retrain(
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
         PromotionConflictError: the champion changed while this run trained.
     """
-    settings = settings or load_settings()
+    settings = job_settings(settings)
     as_of = day_parameter(as_of)
     cfg = settings.retrain
     dataset, as_of, window_days = (

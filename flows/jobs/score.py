@@ -26,8 +26,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
-from flows.jobs.common import day_parameter, io_task, require_champion
-from flows.settings import Settings, load_settings
+from flows.jobs.common import day_parameter, io_task, job_settings, require_champion
+from flows.settings import Settings
 from vae.errors import SentinelError
 
 
@@ -121,7 +121,7 @@ def score(
     Raises:
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).
     """
-    settings = settings or load_settings()
+    settings = job_settings(settings)
     day = day_parameter(day)
     dataset = dataset or settings.retrain.dataset
     lake, registry = lake_of(settings), registry_of(settings)

@@ -46,3 +46,21 @@ def test_the_right_spelling_is_taken(clean_env, monkeypatch):
     settings = load_settings()
     assert settings.retrain.window_days == 9
     assert settings.monitor.trigger.cooldown_hours == 2
+
+
+def test_a_flow_takes_torch_threads_from_the_settings(clean_env, monkeypatch):
+    import os
+
+    import torch
+
+    from flows.jobs.common import job_settings
+
+    before = torch.get_num_threads()
+    try:
+        assert job_settings(None).torch_threads == max(1, (os.cpu_count() or 1) // 2)  # the default
+        assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+        monkeypatch.setenv("SENTINEL_TORCH_THREADS", "3")  # as a worker's environment would set it
+        job_settings(None)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
