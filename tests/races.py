@@ -28,7 +28,10 @@ class Race:
 def extra_versions(client: MlflowClient, model: str, of: str, count: int) -> list[str]:
     """`count` new versions of `model` registered from version `of`'s model (nothing retrained)."""
     source = client.get_model_version(model, of)
-    made = [client.create_model_version(model, source.source, source.run_id) for _ in range(count)]
+    made = [
+        client.create_model_version(model, source.source, source.run_id, model_id=source.model_id)
+        for _ in range(count)
+    ]
     return [str(mv.version) for mv in made]
 
 

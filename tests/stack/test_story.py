@@ -7,7 +7,7 @@ runs its chunks on the stack's Dask workers and writes scores and alerts to S3; 
 in a new day, the monitor's schedule fires on it, and its drift-triggered retrain runs through the
 retrain deployment on the worker, excluding the alerted rows, while a second trigger waits for the
 concurrency slot; the gates refuse both with reasons; `sentinel status`, `history` and `backtest` read
-all of it from the servers.
+all of it from the servers. Last, eight operators promote at once through the Prefect-held move lock.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from distributed import Client
 from flows.adapters.connect import lake_of
 from flows.console.demo import corrupt_sensor
 from flows.stack.client import free_ports, pause_schedule, pointed_at, set_paused, wait_until
+from tests.races import RACERS, extra_versions, race
 from tests.stack.conftest import (
     FINAL,
     MODEL,
@@ -288,3 +289,23 @@ def test_status_history_and_backtest_read_it_from_the_servers(story):
     assert ("promote", story["promoted_by_schedule"]["candidate"]["version"]) in moves
     assert moves[-1] == ("promote", story["champion"])  # the refused drift retrains moved nothing
     assert "refused" in story["backtest"] and story["newest"].isoformat() in story["backtest"]
+
+
+def test_eight_operators_promoting_at_once_leave_one_winner_through_the_prefect_lock(stack, story):
+    tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    versions = extra_versions(client, MODEL, champion, RACERS)
+
+    outcome = race(stack, versions, replaced=champion)
+
+    (winner,) = outcome.winners
+    losers = [run.stdout for version, run in outcome.runs.items() if version != winner]
+    assert all(f"changed from {champion} to {winner} before this override" in out for out in losers), losers
+    assert client.get_model_version_by_alias(MODEL, "champion").version == winner
+    history = sentinel("history", "--json", env=stack, timeout=120)
+    moves = [(e["action"], e["champion"], e["replaced"]) for e in json.loads(history.stdout)]
+    assert moves[-1] == ("override", winner, champion) and moves[-2][1] == champion
+    api = stack["SENTINEL_PREFECT_API_URL"]
+    limits = httpx.post(f"{api}/v2/concurrency_limits/filter", timeout=10).json()
+    assert f"sentinel-champion-{MODEL}" in {limit["name"] for limit in limits}  # the lock they shared
