@@ -36,6 +36,7 @@ from validation.suites import (
     count_suite,
     duplicates_suite,
     freshness_suite,
+    schema_suite,
 )
 
 _EXAMPLE_ROWS = 5
@@ -101,11 +102,18 @@ class BatchCheck:
     reasons: pd.Series  # indexed by the row's position in the batch
 
 
-def check_batch(frame: pd.DataFrame, contract: DataContract) -> BatchCheck:
-    """Run the contract's column rules on every row of `frame` (not modified), one column at a time."""
+def check_batch(frame: pd.DataFrame, contract: DataContract, added: Sequence[str] = ()) -> BatchCheck:
+    """Run the contract's rules on every row of `frame` (not modified): its column set, then each column.
+
+    Args:
+        frame: the batch: the contract's columns and the columns in `added`, nothing else.
+        contract: expected columns, dtypes and ranges.
+        added: columns the caller added to the data (e.g. each row's partition date).
+    """
     positional = frame.reset_index(drop=True)
+    schema = run_suite(positional.head(1), schema_suite([*contract.names, *added]))
+    results, reasons = [r.to_json_dict() for r in schema.results], []
     per_batch = max(1, _CELLS_PER_CHECK // max(len(frame), 1))
-    results, reasons = [], []
     for first in range(0, len(contract.columns), per_batch):
         rules = contract.columns[first : first + per_batch]
         columns = positional[[r.name for r in rules if r.name in positional]]
@@ -159,10 +167,10 @@ def window_report(
     quarantined = pd.concat(parts) if any(len(p) for p in parts) else pd.Series(dtype=object)
     share = len(quarantined) / max(len(hashes), 1)
     if share > policy.max_quarantine_fraction:
+        causes = quarantined.value_counts().head(3) / len(hashes)  # the reasons that quarantined most
+        observed = f"{share:.2%} of rows ({', '.join(f'{r}: {s:.2%}' for r, s in causes.items())})"
         failures.append(
-            FailedExpectation(
-                "quarantine_share", None, f"{share:.2%} of rows", f"<= {policy.max_quarantine_fraction:.2%}"
-            )
+            FailedExpectation("quarantine_share", None, observed, f"<= {policy.max_quarantine_fraction:.2%}")
         )
     gx_result = {
         "success": not failures,
@@ -198,7 +206,7 @@ def validate_frame(
         The report; `passed` is False when a batch-level expectation failed or too many rows were
         quarantined.
     """
-    batch = check_batch(frame, contract)
+    batch = check_batch(frame, contract, (date_column,))
     ages = (pd.Timestamp(as_of) - pd.to_datetime(frame[date_column])).dt.days.to_numpy()
     shown = batch.reasons.iloc[:_EXAMPLE_ROWS]
     present = [n for n in contract.names if n in frame]
@@ -277,6 +285,11 @@ def _describe(
         for k in ("value", "min_value", "max_value", "type_list", "mostly")
         if kwargs.get(k) is not None
     }
+    mismatched = result.get("details", {}).get("mismatched")
+    if kind == "expect_table_columns_to_match_set" and mismatched:
+        found = {k: sorted(mismatched.get(k, [])) for k in ("unexpected", "missing")}
+        observed = ", ".join(f"{k} columns {names}" for k, names in found.items() if names)
+        return FailedExpectation(kind, None, observed, f"exactly {sorted(kwargs['column_set'])}")
     if "observed_value" in result:
         observed = str(result["observed_value"])
     elif "unexpected_percent" in result:

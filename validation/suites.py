@@ -1,9 +1,10 @@
 """The Great Expectations suites that check a window against a data contract, code-first.
 
-Expectations come in two kinds. Batch-level ones (columns, dtypes, row count, freshness, duplicates) stop
-a run when they fail. Row-level ones (non-null, within range) only mark the offending rows, which are
-quarantined. Column rules run per column on each batch of the window (`column_suite`); window rules run
-once on the whole window (`count_suite`, `duplicates_suite`, `freshness_suite`).
+Expectations come in two kinds. Batch-level ones (the set of columns, each column's presence and dtype,
+row count, freshness, duplicates) stop a run when they fail. Row-level ones (non-null, within range) only
+mark the offending rows, which are quarantined. The column set (`schema_suite`) and the column rules
+(`column_suite`, a few columns at a time) run on each batch of the window; window rules run once on the
+whole window (`count_suite`, `duplicates_suite`, `freshness_suite`).
 
 Example:
     >>> [len(column_suite(rule).expectations) for rule in contract.columns]
@@ -25,6 +26,7 @@ BATCH_LEVEL = {  # batch-level expectation -> what it checks, in words
     "expect_column_min_to_be_between": "freshness (days since the newest partition)",
     "expect_column_values_to_be_unique": "duplicate rows",
     "expect_column_to_exist": "column present",
+    "expect_table_columns_to_match_set": "columns",
     "expect_column_values_to_be_in_type_list": "dtype",
 }
 ROW_LEVEL = {  # row-level expectation -> quarantine reason
@@ -56,6 +58,12 @@ def freshness_suite(policy: ContractPolicy) -> gx.ExpectationSuite:
         name="freshness",
         expectations=[gxe.ExpectColumnMinToBeBetween(column=AGE_COLUMN, max_value=policy.max_staleness_days)],
     )
+
+
+def schema_suite(names: Sequence[str]) -> gx.ExpectationSuite:
+    """The batch has exactly these columns: a new, renamed or dropped column stops the run."""
+    exact = gxe.ExpectTableColumnsToMatchSet(column_set=list(names), exact_match=True)
+    return gx.ExpectationSuite(name="schema", expectations=[exact])
 
 
 def column_suite(rules: Sequence[ColumnRule]) -> gx.ExpectationSuite:

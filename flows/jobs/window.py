@@ -87,7 +87,7 @@ def scan_file(
     read = lap()
     flagged = np.isin(frame["_row"].to_numpy(), alerted)
     kept = frame.loc[~flagged].reset_index(drop=True) if flagged.any() else frame
-    check = check_batch(kept, contract)
+    check = check_batch(kept, contract, META_COLUMNS)
     hashes = row_hashes(kept, contract.names)
     bad = np.zeros(len(kept), dtype=bool)
     bad[check.reasons.index.to_numpy(dtype=np.int64)] = True
