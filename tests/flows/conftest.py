@@ -174,6 +174,13 @@ def s3_bucket(s3_endpoint, monkeypatch, request):
 @contextlib.contextmanager
 def running(app: FastAPI, token: str) -> Iterator[httpx.Client]:
     """`app` under uvicorn on a free 127.0.0.1 port, and a client sending `token`, once it is ready."""
+    with served(app, token) as (client, _):
+        yield client
+
+
+@contextlib.contextmanager
+def served(app: FastAPI, token: str) -> Iterator[tuple[httpx.Client, uvicorn.Server]]:
+    """`running`, with the uvicorn server too (setting its `should_exit` is what SIGTERM does)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -183,7 +190,7 @@ def running(app: FastAPI, token: str) -> Iterator[httpx.Client]:
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"})
     try:
         _wait_ready(client, port, thread, seconds=30)
-        yield client
+        yield client, server
     finally:
         server.should_exit = True
         thread.join(5)

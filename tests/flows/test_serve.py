@@ -23,7 +23,8 @@ from flows.jobs.retrain import retrain
 from flows.serving.app import create_app
 from flows.serving.bodies import ARROW, arrow_body
 from flows.serving.champion import ModelHolder
-from tests.flows.conftest import TODAY, fast_settings, running, with_gates
+from tests.flows.conftest import TODAY, fast_settings, running, served, with_gates
+from tests.load import run_locust, wait_stats
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 TOKEN = "s3cret"
@@ -345,3 +346,49 @@ def test_the_token_appears_nowhere_it_could_leak_and_nothing_loaded_is_a_pickle(
         # export/ holds the ONNX and TorchScript files written for other consumers; nothing of ours loads them
         pickles = [p for p in files if p.suffix in {".pkl", ".pickle", ".joblib", ".pt", ".pth"}]
         assert len(files) > 5 and not pickles, pickles
+
+
+def test_under_load_with_a_champion_swap_no_request_fails(stack, tmp_path):
+    """64 locust users, mostly 1-row and some 1,000-row requests, the champion moved half-way through."""
+    settings, rows, _ = stack
+    defaults = settings.model_copy(update={"serve": settings.serve.model_copy(update=LOAD_LIMITS)})
+    records = rows.to_dict("records")
+    bodies = {"small": {"records": records[:1]}, "large": {"records": (records * 1000)[:1000]}}
+    registry = registry_of(settings)
+    with running(create_app(defaults), TOKEN) as client:
+        _wait_for_version(client, "1")
+        locust = run_locust(str(client.base_url), bodies, users=64, seconds=12, folder=tmp_path, token=TOKEN)
+        time.sleep(6)
+        registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")
+        try:
+            _wait_for_version(client, "2")
+            stats = wait_stats(locust, tmp_path, timeout=120)
+        finally:
+            registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
+    total = stats.rows["Aggregated"]
+    assert total["Failure Count"] == 0 and locust.returncode == 0, stats.output
+    assert stats.rows["large"]["Request Count"] > 0 and total["Request Count"] > 200, stats.output
+
+
+LOAD_LIMITS = {"max_rows": 100_000, "max_body_bytes": 64 * 2**20}  # the defaults: 1,000-row bodies fit
+
+
+def _wait_for_version(client: httpx.Client, version: str) -> None:
+    deadline = time.time() + 20
+    while client.get("/ready").json()["version"] != version and time.time() < deadline:
+        time.sleep(0.1)
+    assert client.get("/ready").json()["version"] == version
+
+
+def test_a_stop_signal_lets_the_request_in_flight_finish(stack):
+    settings, rows, _ = stack
+    app, gate = gated_app(settings, "predict")
+    with served(app, TOKEN) as (client, server), ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(client.post, "/score", json={"records": rows.head(5).to_dict("records")})
+        assert gate.entered.wait(30)
+        server.should_exit = True  # what uvicorn's SIGTERM handler does
+        time.sleep(0.5)
+        assert not in_flight.done()
+        gate.release.set()
+        reply = in_flight.result(30)
+    assert reply.status_code == 200 and len(reply.json()["results"]) == 5
