@@ -228,7 +228,16 @@ class Registry:
 
     # ------------------------------------------------------------ writes
     def log_candidate(self, record: CandidateRecord, run_name: str) -> tuple[str, str]:
-        """Log the candidate as a run and register it as a new version; returns (run_id, version)."""
+        """Log the candidate as a run and register it as a new version; returns (run_id, version).
+
+        Idempotent per flow run: when an earlier attempt of the same flow run (tag ``prefect_flow_run``)
+        registered a version already, that run and version are returned (their gate tags written again)
+        instead of registering a second one.
+        """
+        earlier = self._registered_by(record.tags.get("prefect_flow_run", ""))
+        if earlier is not None:
+            self._tag_version(earlier[1], record.decision)
+            return earlier
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=self._experiment_id(self.experiment))  # artifact root fixed here
@@ -247,6 +256,18 @@ class Registry:
         version = str(info.registered_model_version)
         self._tag_version(version, record.decision)
         return run.info.run_id, version
+
+    def _registered_by(self, flow_run: str) -> tuple[str, str] | None:
+        """(run_id, version) a run of this experiment tagged with `flow_run` registered, if any."""
+        if not flow_run:
+            return None
+        where = f"tags.prefect_flow_run = '{flow_run}'"
+        for run in self.client.search_runs([self._experiment_id(self.experiment)], where):
+            versions = f"name='{self.model_name}' and run_id='{run.info.run_id}'"
+            found = self.client.search_model_versions(versions)
+            if found:
+                return run.info.run_id, str(found[0].version)
+        return None
 
     def _log_model(self, record: CandidateRecord, tmp: Path) -> Any:
         detector_dir = record.detector.save(tmp / DETECTOR_ARTIFACT)

@@ -142,9 +142,9 @@ def measure(detector: VAEDetector, data: TrainingData) -> tuple[ModelMetrics, di
     return ModelMetrics(detector.holdout_loss(X), flagged[HOLDOUT], flagged.get(SHADOW)), scores
 
 
-@pure_task
+@io_task
 def register(registry: Registry, record: CandidateRecord, run_name: str) -> tuple[str, str]:
-    """Log the candidate run and register its version (not retried: a retry would register twice)."""
+    """Log the candidate run and register its version; a retry finds what an earlier attempt registered."""
     return registry.log_candidate(record, run_name)
 
 

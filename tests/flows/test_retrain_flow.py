@@ -262,3 +262,26 @@ def test_the_flow_reads_and_quarantines_through_s3(tmp_path, s3_endpoint, s3_buc
     assert outcome.start == "warm start from v1" and outcome.rows["quarantined"] > 0
     assert len(lake.store.keys("mammography/_quarantine")) == 1
     assert {k: lake.store.read(k) for k in before} == before
+
+
+def test_a_registration_retried_after_a_server_error_registers_one_version(champion, monkeypatch):
+    settings, _, dates, _ = champion
+    lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
+    tag = MlflowClient.set_model_version_tag
+    calls = []
+
+    def fails_once(self, name, version, key, value):  # the server dies just after the version was created
+        if key.startswith("gate."):
+            calls.append(version)
+            if len(calls) == 1:
+                raise MlflowException("503 from the tracking server")
+        return tag(self, name, version, key, value)
+
+    monkeypatch.setattr(MlflowClient, "set_model_version_tag", fails_once)
+    outcome = retrain(settings=lenient, as_of=dates[-3])  # the register task is retried, and completes
+    assert set(calls) == {outcome.version} and len(calls) > 1 and outcome.promoted
+    client = registry_of(settings).client
+    run_of = client.get_run(outcome.run_id).data.tags["prefect_flow_run"]
+    made = [v for v in client.search_model_versions("name='vae-sentinel'") if v.run_id == outcome.run_id]
+    assert run_of and len(made) == 1 and made[0].tags["gate.loss"] == "pass"
+    assert sorted(int(v.version) for v in client.search_model_versions("name='vae-sentinel'")) == [1, 2]
