@@ -10,6 +10,7 @@ Where things are:
 | where is the data read and written? | `adapters/lake.py` (a folder or S3) |
 | which rows does a candidate train on? | `jobs/window.py` (the window scanned file by file, sampled) |
 | where are versions, aliases and the ledger? | `adapters/registry.py` (MLflow) |
+| what keeps two champion moves apart? | `adapters/locks.py` (one lock per model, held from read to write) |
 | what does each scheduled job do? | `jobs/`: `retrain`, `monitor`, `score`, `backtest`, `deployments` |
 | what do the endpoints take and return? | `serving/`: `app.py` (routes), `bodies.py` (layouts) |
 | what does a command print? | `console/views.py`; `cli.py` is the command line itself |

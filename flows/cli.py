@@ -280,9 +280,12 @@ def deploy(
                 "scheduling needs a Prefect server: set SENTINEL_PREFECT_API_URL (see infra/)"
             )
         runtime.check_prefect_api(settings)
-        from flows.jobs.deployments import Pools, Schedules, deploy_to_pools, to_serve
+        from flows.jobs.deployments import Pools, Schedules, crash_silent_runs, deploy_to_pools, to_serve
 
         model, schedules = settings.registry.model_name, Schedules(retrain_cron, monitor_cron)
+        silence = crash_silent_runs(settings.flow_heartbeat_seconds)
+        if silence is not None:
+            console.print(f"automation: a flow run silent for {silence.seconds} s is marked Crashed")
         if work_pool is None:
             import prefect
 

@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     prefect_api_url: str | None = Field(
         None, description="Prefect server API; default: a temporary local one."
     )
+    flow_heartbeat_seconds: int = Field(
+        60,
+        ge=30,
+        description="Seconds between a flow run's heartbeats (workers: PREFECT_FLOWS_HEARTBEAT_FREQUENCY); "
+        "`sentinel deploy` marks a run Crashed once it has been silent for 2.5 of them.",
+    )
 
     def lake_root(self) -> str:
         """The lake's root: the configured one, else HOME/lake."""

@@ -28,8 +28,10 @@ class Race:
 def extra_versions(client: MlflowClient, model: str, of: str, count: int) -> list[str]:
     """`count` new versions of `model` registered from version `of`'s model (nothing retrained)."""
     source = client.get_model_version(model, of)
+    # a logged model's URI (models:/m-...) needs its id beside it, and the server's answer may lack it
+    logged = source.source.removeprefix("models:/") if source.source.startswith("models:/m-") else None
     made = [
-        client.create_model_version(model, source.source, source.run_id, model_id=source.model_id)
+        client.create_model_version(model, source.source, source.run_id, model_id=source.model_id or logged)
         for _ in range(count)
     ]
     return [str(mv.version) for mv in made]

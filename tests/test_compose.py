@@ -92,6 +92,9 @@ def test_the_workers_poll_the_same_pools_with_the_same_environment(compose, stac
     pool = ours.command[ours.command.index("--pool") + 1]
     assert f"prefect worker start --pool {pool} --type process" == _command(service)
     assert set(exports(Settings(home=tmp_path))) <= set(service["environment"])
+    assert {"PREFECT_API_URL", "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"} <= set(ours.env) & set(
+        service["environment"]
+    )
 
 
 def test_compose_config_is_valid_where_docker_compose_runs():

@@ -5,14 +5,20 @@ model runs at a time (scheduled or drift-triggered runs queue behind it). `monit
 cron (default hourly) and starts triggered retrains through `retrain/MODEL`, so they run where retrains
 run (e.g. a GPU work pool) under the same limit. Scheduled runs read their settings where they run.
 
+A worker that dies (killed, its machine lost) leaves its flow runs Running for ever, and a Running retrain
+holds the deployment's only slot (PrefectHQ/prefect#16746). Flow runs send heartbeats; the automation
+`crash_silent_runs` creates marks a run whose heartbeats stop as Crashed, which frees the slot.
+
 Example:
     >>> prefect.serve(*to_serve(Schedules(), "vae-sentinel", "mammography"))        # this process runs them
     >>> deploy_to_pools(Schedules(), "vae-sentinel", None, Pools("gpu", "cpu"), repo)  # workers run them
+    >>> crash_silent_runs(heartbeat_seconds=60)  # timedelta(seconds=150): silent runs are marked Crashed
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +89,48 @@ def deploy_to_pools(
         )
         names.append(f"{name}/{model}")
     return names
+
+
+SILENT_RUNS = "sentinel: crash silent flow runs"
+ENDED = ("Completed", "Failed", "Cancelled", "Crashed")
+
+
+def crash_silent_runs(heartbeat_seconds: int) -> timedelta | None:
+    """Create the automation that marks Crashed a flow run silent for 2.5 heartbeats; None if it exists.
+
+    Returns the silence after which a run is marked.
+
+    Prefect's recipe ("detect zombie flows"): after a run's heartbeat, expect another heartbeat or its end
+    within the window; when neither comes, change the run's state to Crashed.
+    """
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    try:
+        Automation.read(name=SILENT_RUNS)
+        return None
+    except ValueError:  # not there yet
+        pass
+    silence = timedelta(seconds=2.5 * heartbeat_seconds)
+    Automation(
+        name=SILENT_RUNS,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in ENDED)},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=silence,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message=f"no heartbeat for {silence.total_seconds():.0f} s: its worker or machine died",
+            )
+        ],
+    ).create()
+    return silence

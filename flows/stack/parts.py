@@ -152,6 +152,7 @@ def parts(settings: Settings) -> list[Part]:
                     **quiet,
                     **sentinel_env,
                     "PREFECT_API_URL": prefect_api,
+                    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(settings.flow_heartbeat_seconds),
                     "PREFECT_HOME": str(home / f"{role}-worker"),
                     "SENTINEL_HOME": str(settings.home.resolve()),
                     "PREFECT_WORKER_WEBSERVER_HOST": s.host,

@@ -38,6 +38,7 @@ def stack_env(home: Path) -> dict[str, str]:
     return on_free_ports(home, dask_workers=2) | {
         "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": "5",
         "SENTINEL_MONITOR__WINDOW_DAYS": "2",  # the workers' monitor compares the newest two days
+        "SENTINEL_FLOW_HEARTBEAT_SECONDS": "30",  # Prefect's shortest: a dead run is marked after 75 s
     }
 
 

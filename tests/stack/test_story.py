@@ -7,7 +7,8 @@ runs its chunks on the stack's Dask workers and writes scores and alerts to S3; 
 in a new day, the monitor's schedule fires on it, and its drift-triggered retrain runs through the
 retrain deployment on the worker, excluding the alerted rows, while a second trigger waits for the
 concurrency slot; the gates refuse both with reasons; `sentinel status`, `history` and `backtest` read
-all of it from the servers. Last, eight operators promote at once through the Prefect-held move lock.
+all of it from the servers. Then eight operators promote at once through the Prefect-held move lock, and
+a worker is killed with its flow run mid-training.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import mlflow
 import pandas as pd
+import psutil
 import pytest
 from distributed import Client
 
@@ -309,3 +312,45 @@ def test_eight_operators_promoting_at_once_leave_one_winner_through_the_prefect_
     api = stack["SENTINEL_PREFECT_API_URL"]
     limits = httpx.post(f"{api}/v2/concurrency_limits/filter", timeout=10).json()
     assert f"sentinel-champion-{MODEL}" in {limit["name"] for limit in limits}  # the lock they shared
+
+
+def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_run_succeeds(stack, story):
+    """The worker and its flow run die at once (SIGKILL, as when the machine goes); later runs still run."""
+    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    versions = len(client.search_model_versions(f"name='{MODEL}'"))
+    retrain = deployment(api, "retrain")
+    set_paused(api, retrain["id"], False)
+    try:
+        started = _at(datetime.now(UTC).isoformat())
+        victim = wait_for_run(
+            api, "retrain", lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING", seconds=120
+        )
+        time.sleep(8)  # into the window scan and training
+        pid_file = Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.pid"
+        worker = psutil.Process(int(pid_file.read_text()))
+        for process in [*worker.children(recursive=True), worker]:
+            process.kill()
+        crashed = wait_for_run(
+            api, "retrain", lambda r: r["id"] == victim["id"] and r["state_type"] != "RUNNING", seconds=150
+        )
+        champion_after_crash = client.get_model_version_by_alias(MODEL, "champion").version
+        restarted = sentinel("stack", "up", env=stack)  # brings back the part that is down: the worker
+        assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-2000:]
+        after = wait_for_run(
+            api,
+            "retrain",
+            lambda r: r["auto_scheduled"] and r["id"] != victim["id"] and r["state_type"] in FINAL
+            and _at(r["start_time"] or r["expected_start_time"]) > started,
+            seconds=240,
+        )  # fmt: skip
+    finally:
+        pause_schedule(api, retrain["id"])
+        _quiet(api)
+    state = crashed["state"]
+    assert crashed["state_type"] == "CRASHED" and "no heartbeat" in state["message"], state
+    assert candidate_of(tracking, victim["id"]) is None  # it died before registering anything
+    assert after["state_type"] == "COMPLETED", after["state"]["message"]
+    assert champion_after_crash == champion  # no half-promotion
+    assert len(client.search_model_versions(f"name='{MODEL}'")) > versions  # the later runs registered
