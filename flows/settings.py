@@ -64,6 +64,15 @@ class LakeSettings(_Section):
 
     root: str | None = Field(None, description="A folder or s3://bucket/prefix; default: HOME/lake.")
     endpoint_url: str | None = Field(None, description="S3 endpoint for MinIO or other S3-compatible stores.")
+    s3_attempts: int = Field(
+        5,
+        ge=1,
+        description="Tries of each S3 request; 503 SlowDown, 500, resets and timeouts are retried "
+        "with exponential backoff (boto3's standard retry mode).",
+    )
+    s3_timeout_seconds: float = Field(
+        20.0, gt=0, description="Connect and read timeout of each S3 request (a stalled answer is retried)."
+    )
 
 
 class RegistrySettings(_Section):

@@ -19,7 +19,8 @@ from flows.settings import Settings
 
 def lake_of(settings: Settings) -> Lake:
     """The lake adapter the settings point at."""
-    return Lake(open_store(settings.lake_root(), settings.lake.endpoint_url))
+    cfg = settings.lake
+    return Lake(open_store(settings.lake_root(), cfg.endpoint_url, cfg.s3_attempts, cfg.s3_timeout_seconds))
 
 
 def registry_of(settings: Settings) -> Registry:

@@ -143,9 +143,11 @@ class S3Store:
         cut = len(self.prefix.rstrip("/")) + 1 if self.prefix else 0
         return {k[cut:]: out[k] for k in sorted(out)}
 
-    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
-        """Pickled as its address (a Dask worker opens its own client, with its own credentials)."""
-        return open_store, (self.uri, self.client.meta.endpoint_url)
+    def __reduce__(self) -> tuple[Any, tuple[str, str, int, float]]:
+        """Pickled as its address and retry options (a Dask worker opens its own client and credentials)."""
+        config = self.client.meta.config
+        attempts = config.retries["total_max_attempts"]
+        return open_store, (self.uri, self.client.meta.endpoint_url, attempts, config.read_timeout)
 
     def read(self, key: str) -> bytes:
         """The object's bytes."""
@@ -175,14 +177,26 @@ class S3Store:
             raise StoreUnavailableError(f"cannot {what}: {exc}") from None
 
 
-def open_store(root: str, endpoint_url: str | None = None) -> Store:
-    """A `LocalStore` for a path, an `S3Store` for ``s3://bucket/prefix`` (credentials: the AWS chain)."""
+def open_store(
+    root: str, endpoint_url: str | None = None, attempts: int = 5, timeout_seconds: float = 20.0
+) -> Store:
+    """A `LocalStore` for a path, an `S3Store` for ``s3://bucket/prefix`` (credentials: the AWS chain).
+
+    S3 requests are tried up to `attempts` times with boto3's standard retry mode (exponential backoff
+    with jitter on throttling, 5xx, resets and timeouts), each waiting at most `timeout_seconds`.
+    """
     if not root.startswith("s3://"):
         return LocalStore(Path(root))
     import boto3
+    from botocore.config import Config
 
     bucket, _, prefix = root.removeprefix("s3://").partition("/")
-    return S3Store(bucket, prefix.strip("/"), boto3.client("s3", endpoint_url=endpoint_url))
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        connect_timeout=timeout_seconds,
+        read_timeout=timeout_seconds,
+    )
+    return S3Store(bucket, prefix.strip("/"), boto3.client("s3", endpoint_url=endpoint_url, config=config))
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,6 @@ def test_an_unreachable_store_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    lake = Lake(open_store("s3://nowhere/lake", endpoint_url="http://127.0.0.1:9"))
+    lake = Lake(open_store("s3://nowhere/lake", endpoint_url="http://127.0.0.1:9", attempts=1))
     with pytest.raises(StoreError, match="cannot list s3://nowhere/lake/ds"):
         lake.days("ds")
