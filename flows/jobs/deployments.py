@@ -101,7 +101,8 @@ def crash_silent_runs(heartbeat_seconds: int) -> timedelta | None:
     Returns the silence after which a run is marked.
 
     Prefect's recipe ("detect zombie flows"): after a run's heartbeat, expect another heartbeat or its end
-    within the window; when neither comes, change the run's state to Crashed.
+    within the window; when neither comes, change the run's state to Crashed. Made once per server: to
+    change the window, delete the automation (`prefect automation delete`) and deploy again.
     """
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
