@@ -151,6 +151,11 @@ class ServeSettings(_Section):
     max_streams: int = Field(
         10_000, ge=1, description="Streams whose state /stream keeps; the least recently used go first."
     )
+    streams_file: Path | None = Field(
+        None,
+        description="Where /stream's states are kept across a graceful restart; default: "
+        "HOME/serve/streams.sqlite (one service per file).",
+    )
 
 
 class StackSettings(_Section):
@@ -230,6 +235,10 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """The MLflow URI: the configured one, else sqlite:///HOME/mlflow.db."""
         return self.registry.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    def streams_file(self) -> Path:
+        """Where the service keeps its stream states across a restart: the configured file, else HOME's."""
+        return self.serve.streams_file or self.home / "serve" / "streams.sqlite"
 
     def artifact_location(self) -> str | None:
         """Artifact root for new experiments: the configured one, else HOME/mlartifacts.

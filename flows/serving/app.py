@@ -44,6 +44,7 @@ from flows.serving.bodies import (
 )
 from flows.serving.champion import ModelHolder
 from flows.serving.metrics import Metrics
+from flows.serving.stream_file import load_streams, save_streams
 from flows.serving.streams import StreamBook
 from flows.settings import Settings
 from vae.errors import InputError
@@ -77,12 +78,14 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
+        streams.restore(load_streams(settings.streams_file()))  # the streams a graceful stop kept
         holder.try_refresh()  # no champion yet: /ready says so, the poller keeps trying
         gc.freeze()  # the libraries' and model's objects: garbage collections stop rescanning them
         poller = threading.Thread(target=holder.follow, args=(cfg.poll_seconds, stop), daemon=True)
         poller.start()
         yield
         stop.set()
+        save_streams(settings.streams_file(), streams.snapshot())
 
     app = FastAPI(title="VAE Sentinel scoring service", version="1", lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)

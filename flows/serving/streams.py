@@ -76,6 +76,17 @@ class StreamBook:
                     self._states.popitem(last=False)
         return StreamUpdate(scores, threshold, state)
 
+    def snapshot(self) -> list[tuple[str, str, StreamState]]:
+        """Every stream's (id, model version, state), least recently used first."""
+        with self._lock:
+            return [(sid, version, state) for sid, (version, state) in self._states.items()]
+
+    def restore(self, streams: list[tuple[str, str, StreamState]]) -> None:
+        """Take back streams a `snapshot` saved (oldest first), within `max_streams`."""
+        with self._lock:
+            for sid, version, state in streams[-self.max_streams :]:
+                self._states[sid] = (version, state)
+
     def forget(self, stream_id: str) -> bool:
         """Drop a stream's state (after the calls for it already in flight); False when there was none."""
         with self._turn(stream_id), self._lock:

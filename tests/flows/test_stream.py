@@ -255,3 +255,19 @@ def test_the_stream_book_is_bounded_and_restarts_smoothing_on_a_new_version(pump
     only = v2.detector.score(pump.iloc[6007:6011])
     assert update.scores.smoothed[0] == pytest.approx(float(only[0]), rel=1e-6)  # no v1 smoothing carried
     assert update.threshold == pytest.approx(v2.detector.smoothed_threshold(0.5))
+
+
+def test_streams_survive_a_graceful_restart_of_the_service(pump_stack):
+    settings, lake, dates = pump_stack
+    champion = registry_of(settings).champion()
+    assert champion is not None
+    rows = lake.read_window("pump", dates[-1], 1)[list(champion.contract.names)].iloc[:200]
+    with running(create_app(settings), TOKEN) as client:
+        before = _stream(client, "pump-restart", rows.iloc[:100], chunks=3)
+    assert settings.streams_file().exists()  # written when the service stopped
+    with running(create_app(settings), TOKEN) as client:  # a new process would read the same file
+        after = _stream(client, "pump-restart", rows.iloc[100:], chunks=3)
+    beta = settings.serve.stream_beta
+    whole = ema(champion.detector.score(rows), beta)
+    assert [r["step"] for r in before + after] == list(range(WINDOW - 1, len(rows)))
+    np.testing.assert_allclose([r["smoothed"] for r in before + after], whole, rtol=1e-4)
