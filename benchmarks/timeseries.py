@@ -1,0 +1,187 @@
+"""Time-series detection on SKAB's outlier-detection protocol: the windowed VAE, its score variants, peers.
+
+Issue 18. SKAB's protocol (waico/SKAB, its notebooks): for each of the 34 experiment files with
+anomalies (valve1, valve2, other), in time order, the first 400 rows are the training part (normal
+operation) and the rest is the test part; every test point gets a 0/1 prediction; F1, FAR (false alarms
+/ normal points) and MAR (missed / anomalous points) are computed over all test points of all files
+together. One configuration for all files, thresholds without labels.
+
+Methods, each fitted per file on the same training part and windows of `--window` steps (a point's
+prediction is that of the window it ends; the test part's first windows reach back into the training
+part):
+- ours: `VAEDetector(window=W, seed=0)` with its own conformal threshold at target_fpr 0.01, the hybrid
+  score (alpha auto), reconstruction only (alpha 1) and latent only (alpha 0), each raw and smoothed by
+  an EMA (beta 0.9, threshold `smoothed_threshold`);
+- peers, fitted in the same run on the same flattened windows (standardized on the training part):
+  PyOD's IForest and PCA with `contamination=0.01` (their own label-free threshold: the 99th percentile
+  of the training windows' scores);
+- SKAB's published leaderboard rows, for reference (not rerun).
+
+Run: .venv/bin/python benchmarks/timeseries.py   (writes benchmarks/results/timeseries.md and .json)
+     --skab DIR (default ../shared/datasets/timeseries/skab), --window W (16), --files N (all 34).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from publish import publish  # noqa: E402
+
+TRAIN_ROWS, TARGET_FPR, BETA = 400, 0.01, 0.9
+GROUPS = ("valve1", "valve2", "other")
+PUBLISHED = {  # SKAB's README leaderboard (outlier detection): F1, FAR %, MAR %
+    "Conv-AE": (0.78, 13.55, 28.02),
+    "MSET": (0.78, 39.73, 14.13),
+    "T-squared + Q (PCA)": (0.76, 26.62, 24.92),
+    "LSTM-AE": (0.74, 29.96, 25.92),
+    "T-squared": (0.66, 19.21, 42.60),
+    "LSTM-VAE": (0.56, 9.13, 55.03),
+    "Vanilla LSTM": (0.54, 12.54, 59.53),
+    "Vanilla AE": (0.39, 2.59, 75.15),
+    "Isolation forest": (0.29, 2.56, 82.89),
+}
+
+
+def experiments(folder: Path, limit: int | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray]]:
+    """(name, sensor rows in time order, 0/1 anomaly labels) of each SKAB experiment file."""
+    files = [f for group in GROUPS for f in sorted((folder / group).glob("*.csv"), key=lambda p: int(p.stem))]
+    for path in files[:limit]:
+        frame = pd.read_csv(path, sep=";", index_col="datetime", parse_dates=True).sort_index()
+        labels = frame.pop("anomaly").to_numpy(int)
+        frame = frame.drop(columns="changepoint")
+        yield f"{path.parent.name}/{path.stem}", frame, labels
+
+
+def metrics(truth: np.ndarray, flags: np.ndarray) -> dict[str, float]:
+    """SKAB's F1, FAR % and MAR % over all test points."""
+    tp = int((flags & truth).sum())
+    fp, fn = int((flags & ~truth).sum()), int((~flags & truth).sum())
+    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+    return {
+        "F1": f1,
+        "FAR": 100 * fp / max(int((~truth).sum()), 1),
+        "MAR": 100 * fn / max(int(truth.sum()), 1),
+    }
+
+
+def flatten(series: np.ndarray, window: int) -> np.ndarray:
+    """(n - window + 1, window x columns) windows, time-major, each labelled by its last step."""
+    return (
+        np.lib.stride_tricks.sliding_window_view(series, window, axis=0)
+        .transpose(0, 2, 1)
+        .reshape(len(series) - window + 1, -1)
+    )
+
+
+def ours(alpha: float | str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str, np.ndarray]]:
+    """Our detector with one alpha: raw flags and EMA-smoothed flags for each test point."""
+
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> dict[str, np.ndarray]:
+        from vae import VAEDetector, ema
+
+        detector = VAEDetector(window=window, seed=0, alpha=alpha, device="cpu").fit(train)
+        series = pd.concat([train.iloc[-(window - 1) :], test]) if window > 1 else test
+        prediction = detector.predict(series)
+        smoothed = ema(prediction.score.astype(np.float64), BETA)
+        return {"": prediction.is_anomaly, " + EMA": smoothed > detector.smoothed_threshold(BETA)}
+
+    return run
+
+
+def pyod_peer(name: str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str, np.ndarray]]:
+    """A PyOD detector on flattened standardized windows, with its own threshold (contamination 1%)."""
+
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> dict[str, np.ndarray]:
+        from pyod.models.iforest import IForest
+        from pyod.models.pca import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(train)
+        x_train = flatten(scaler.transform(train), window)
+        series = scaler.transform(pd.concat([train.iloc[-(window - 1) :], test]))
+        model = IForest(random_state=0) if name == "IForest" else PCA()
+        model.set_params(contamination=TARGET_FPR)
+        model.fit(x_train)
+        return {"": model.predict(flatten(series, window)).astype(bool)}
+
+    return run
+
+
+METHODS = {
+    "ours: VAE hybrid (alpha auto)": ours("auto"),
+    "ours: VAE reconstruction only": ours(1.0),
+    "ours: VAE latent only": ours(0.0),
+    "peer: PyOD IForest (flattened windows)": pyod_peer("IForest"),
+    "peer: PyOD PCA (flattened windows)": pyod_peer("PCA"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--skab", type=Path, default=ROOT.parent / "shared" / "datasets" / "timeseries" / "skab"
+    )
+    parser.add_argument("--window", type=int, default=16)
+    parser.add_argument("--files", type=int, help="Only the first N files (a smoke test).")
+    args = parser.parse_args()
+    truth: list[np.ndarray] = []
+    flags: dict[str, list[np.ndarray]] = {}
+    seconds: dict[str, float] = {}
+    per_file: dict[str, dict[str, float]] = {}
+    for name, frame, labels in experiments(args.skab, args.files):
+        train, test = frame.iloc[:TRAIN_ROWS], frame.iloc[TRAIN_ROWS:]
+        truth.append(labels[TRAIN_ROWS:].astype(bool))
+        for method, run in METHODS.items():
+            started = time.perf_counter()
+            for suffix, flagged in run(train, test, args.window).items():
+                flags.setdefault(method + suffix, []).append(np.asarray(flagged, bool))
+                far = metrics(truth[-1], flags[method + suffix][-1])["FAR"]
+                per_file.setdefault(method + suffix, {})[name] = far
+            seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - started
+        print(f"{name}: {len(test)} test points", file=sys.stderr)
+    all_truth = np.concatenate(truth)
+    results = {m: metrics(all_truth, np.concatenate(f)) for m, f in flags.items()}
+    lines = [
+        "# time series: SKAB, outlier-detection protocol",
+        "",
+        f"{len(truth)} files, {len(all_truth):,} test points ({all_truth.mean():.1%} anomalous); first "
+        f"{TRAIN_ROWS} rows of each file train, the rest is scored; windows of {args.window} steps; one "
+        "configuration for all files; label-free thresholds at a 1% target. FAR range: over files.",
+        "",
+        "| method | F1 | FAR % | MAR % | FAR % per file (min-median-max) |",
+        "|---|---|---|---|---|",
+    ]
+    for method, r in sorted(results.items(), key=lambda kv: -kv[1]["F1"]):
+        fars = np.array(list(per_file[method].values()))
+        spread = f"{fars.min():.0f}-{np.median(fars):.0f}-{fars.max():.0f}"
+        lines.append(f"| {method} | {r['F1']:.3f} | {r['FAR']:.2f} | {r['MAR']:.2f} | {spread} |")
+    lines += ["", "Published (SKAB's leaderboard, not rerun here):", "", "| algorithm | F1 | FAR % | MAR % |"]
+    lines += ["|---|---|---|---|"] + [
+        f"| {a} | {f1} | {far} | {mar} |" for a, (f1, far, mar) in PUBLISHED.items()
+    ]
+    lines += [
+        "",
+        "Fit and score time over all files, s: " + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items()),
+    ]
+    figures: dict[str, Any] = {
+        "results": results,
+        "far_per_file": per_file,
+        "seconds": seconds,
+        "window": args.window,
+    }
+    publish(ROOT / "benchmarks" / "results", "timeseries", "\n".join(lines), figures)
+
+
+if __name__ == "__main__":
+    main()
