@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -277,13 +278,17 @@ class VAEDetector:
         cols = ["reconstruction", "latent", "reconstruction_norm", "latent_norm", "score"]
         return pd.DataFrame(self._run(X, parts, 5), columns=cols, index=self.score_index(X))
 
-    def score_index(self, X: Any) -> pd.Index | None:
-        """Row labels of the scores of DataFrame rows (or `Segments` of them): from each full window on."""
+    def score_index(self, X: Any) -> pd.Index:
+        """Which row each score belongs to (a window's last row): DataFrame labels, else positions in X.
+
+        For `Segments`, positions count through the parts in order; no score spans two parts.
+        """
         parts, skip = parts_of(X), self.config.window - 1
-        if not all(isinstance(p, pd.DataFrame) for p in parts):
-            return None
-        labels = [p.index[skip:] for p in parts if len(p) > skip]
-        return labels[0].append(labels[1:]) if labels else None
+        if all(isinstance(p, pd.DataFrame) for p in parts):
+            labels = [p.index[skip:] for p in parts if len(p) > skip]
+            return labels[0].append(labels[1:]) if labels else pd.Index([])
+        starts = np.cumsum([0, *(len(p) for p in parts)])
+        return pd.Index(np.concatenate([np.arange(a + skip, b) for a, b in itertools.pairwise(starts)]))
 
     def holdout_loss(self, X: Any) -> float:
         """Mean negative ELBO per row of X (z at the posterior mean, full beta), in raw-data units.

@@ -36,7 +36,7 @@ def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | 
             values = np.asarray(X, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise InputError(f"input is not numeric: {exc}") from None
-    if values.ndim == 1 and n_features == 1:
+    if values.ndim == 1 and n_features in (None, 1):  # a 1-D series is one feature, at fit and after
         values = values.reshape(-1, 1)
     if values.ndim != 2:
         raise InputError(f"expected a 2-D input (n_samples, n_features), got shape {values.shape}")

@@ -181,3 +181,18 @@ def test_a_stream_moves_to_another_model_keeping_its_buffer(windowed, series):
     state, _ = advance(windowed, StreamState(), rows[:20], 0.9, 1.0)
     rebased = state.rebase(windowed)
     assert rebased.smoothed is None and np.array_equal(rebased.tail, state.tail) and rebased.steps == 20
+
+
+def test_array_scores_are_indexed_by_position_of_each_windows_last_row(windowed, series):
+    new = series[1].to_numpy()
+    index = windowed.score_index(new[:100])
+    assert list(index) == list(range(WINDOW - 1, 100)) and len(index) == len(windowed.score(new[:100]))
+    split = windowed.score_index(Segments([new[:100], new[100:130]]))  # positions run on through the parts
+    assert list(split) == [*range(WINDOW - 1, 100), *range(100 + WINDOW - 1, 130)]
+
+
+def test_a_1d_series_is_one_feature_at_fit_and_after(series):
+    one = series[0].iloc[:, 0].to_numpy()
+    detector = VAEDetector(window=WINDOW, seed=0, epochs=2, hidden_dims=(8,), latent_dim=2, device="cpu")
+    detector.fit(one)
+    assert detector.n_channels_ == 1 and len(detector.score(one[:50])) == 50 - WINDOW + 1
