@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -309,12 +310,11 @@ def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(
         families = text_string_to_metric_families(client.get("/metrics").text)
         return next(f.samples[0].value for f in families if f.name == "sentinel_champion_refresh_failures")
 
-    deadline = time.time() + 20
-    while client.get("/ready").json()["version"] != "1" and time.time() < deadline:  # caught up with v1
-        time.sleep(0.1)
+    _wait_for_version(client, "1")  # caught up with v1
     before = failures()
     registry.client.set_registered_model_alias("vae-sentinel", "champion", broken.version)
     try:
+        deadline = time.time() + 20
         while failures() < before + 3 and time.time() < deadline:  # polled again and again
             time.sleep(0.1)
         assert failures() >= before + 3
@@ -322,9 +322,7 @@ def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(
         scored = client.post("/score", json={"records": rows.head(5).to_dict("records")})
         assert scored.status_code == 200 and scored.json()["version"] == "1"
         registry.client.set_registered_model_alias("vae-sentinel", "champion", "2")  # a loadable one
-        while client.get("/ready").json()["version"] != "2" and time.time() < deadline:
-            time.sleep(0.1)
-        assert client.get("/ready").json()["version"] == "2"
+        _wait_for_version(client, "2")
     finally:
         registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
 
@@ -353,7 +351,8 @@ def test_under_load_with_a_champion_swap_no_request_fails(stack, tmp_path):
     settings, rows, _ = stack
     defaults = settings.model_copy(update={"serve": settings.serve.model_copy(update=LOAD_LIMITS)})
     records = rows.to_dict("records")
-    bodies = {"small": {"records": records[:1]}, "large": {"records": (records * 1000)[:1000]}}
+    small, large = {"records": records[:1]}, {"records": (records * 1000)[:1000]}
+    bodies = {"small": json.dumps(small), "large": json.dumps(large)}
     registry = registry_of(settings)
     with running(create_app(defaults), TOKEN) as client:
         _wait_for_version(client, "1")
