@@ -30,17 +30,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from detection import sensors  # noqa: E402
 from publish import publish  # noqa: E402
 
 ROWS, FEATURES = 1_000_000, 20
 SPIN = "while True: pass"
-
-
-def rows(n: int, seed: int) -> np.ndarray:
-    """Correlated synthetic sensors: 4 latent factors mixed into FEATURES columns, plus noise."""
-    rng = np.random.default_rng(seed)
-    mixing = np.random.default_rng(0).normal(size=(4, FEATURES))
-    return rng.normal(size=(n, 4)) @ mixing + 0.1 * rng.normal(size=(n, FEATURES))
 
 
 def measure(folder: Path, threads: int, reps: int) -> float:
@@ -51,7 +45,7 @@ def measure(folder: Path, threads: int, reps: int) -> float:
 
     torch.set_num_threads(threads)
     detector = VAEDetector.load(folder)
-    x = rows(ROWS, seed=1)
+    x = sensors(ROWS)
     detector.score(x[:10_000])  # warm-up
     times = []
     for _ in range(reps):
@@ -113,7 +107,7 @@ def main() -> None:
     configs = {"torch's default (peer)": cores, "sentinel's torch_threads default": Settings().torch_threads}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "detector"
-        VAEDetector(seed=0, epochs=5, device="cpu").fit(rows(50_000, seed=0)).save(folder)
+        VAEDetector(seed=0, epochs=5, device="cpu").fit(sensors(50_000)).save(folder)
         results: dict[str, dict[int, list[float]]] = {name: {0: [], 1: [], 2: []} for name in configs}
         for round_ in range(args.rounds):
             for busy in (0, 1, 2):
