@@ -33,17 +33,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from publish import publish  # noqa: E402
-from serving import lake_rows, run_demo, servers  # noqa: E402
+from serving import lake_rows, run_demo, servers, split_body  # noqa: E402
 
 from tests.load import LoadStats, run_locust, wait_stats  # noqa: E402
 
 MODEL = "vae-sentinel"
 COLUMNS = ("Request Count", "Failure Count", "Requests/s", "50%", "99%", "Max Response Time")
-
-
-def split(rows: Any) -> dict[str, Any]:
-    """MLflow's `dataframe_split` body of `rows` (both servers take it)."""
-    return {"dataframe_split": {"columns": list(rows.columns), "data": rows.to_numpy().tolist()}}
 
 
 def swap_midway(url: str, tracking_uri: str, after_s: float, seen: dict[str, Any]) -> threading.Thread:
@@ -87,7 +82,7 @@ def main() -> None:
     else:
         demo_home = run_demo(workdir / "home", workdir)
     rows = lake_rows(demo_home)
-    bodies = {"small": split(rows.head(1)), "large": split(rows.head(1000))}
+    bodies = {"small": split_body(rows.head(1)).decode(), "large": split_body(rows.head(1000)).decode()}
     tracking_uri = f"sqlite:///{demo_home / 'mlflow.db'}"
     results: dict[str, LoadStats] = {}
     seen: dict[str, Any] = {"load_before": os.getloadavg()}

@@ -15,7 +15,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "benchmarks" / "load" / "locustfile.py"
 
@@ -30,7 +29,7 @@ class LoadStats:
 
 def run_locust(
     url: str,
-    bodies: dict[str, Any],
+    bodies: dict[str, str],
     users: int,
     seconds: int,
     folder: Path,
@@ -39,7 +38,7 @@ def run_locust(
 ) -> subprocess.Popen[str]:
     """Start `users` locust users posting `bodies` to `url`+`path` for `seconds`; `wait_stats` collects them.
 
-    `bodies` is {"small": 1-row body, "large": 1,000-row body}; results go under `folder`.
+    `bodies` is {"small": 1-row body, "large": 1,000-row body}, JSON texts; results go under `folder`.
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "bodies.json").write_text(json.dumps(bodies))

@@ -1,9 +1,9 @@
 """Locust users of a scoring service: mostly 1-row requests, some of 1,000 rows, no think time.
 
-Read by `locust -f` (benchmarks/load.py, tests/flows/test_serve.py). The bodies come from the JSON file
-named by SENTINEL_LOAD_BODIES ({"small": body, "large": body}), posted to SENTINEL_LOAD_PATH (default
-/score; MLflow's server: /invocations); SENTINEL_LOAD_TOKEN is the bearer token, if the service needs one.
-Any answer but a 200 counts as a failure.
+Read by `locust -f` (benchmarks/load.py, tests/flows/test_serve.py). The bodies, JSON texts, come from
+the JSON file named by SENTINEL_LOAD_BODIES ({"small": text, "large": text}), posted to
+SENTINEL_LOAD_PATH (default /score; MLflow's server: /invocations); SENTINEL_LOAD_TOKEN is the bearer
+token, if the service needs one. Any answer but a 200 counts as a failure.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from pathlib import Path
 
 from locust import FastHttpUser, constant, task
 
-BODIES = {
-    k: json.dumps(v) for k, v in json.loads(Path(os.environ["SENTINEL_LOAD_BODIES"]).read_text()).items()
-}
+BODIES: dict[str, str] = json.loads(Path(os.environ["SENTINEL_LOAD_BODIES"]).read_text())
 PATH = os.environ.get("SENTINEL_LOAD_PATH", "/score")
 HEADERS = {"Content-Type": "application/json"}
 if os.environ.get("SENTINEL_LOAD_TOKEN"):
