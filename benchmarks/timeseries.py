@@ -75,13 +75,9 @@ def metrics(truth: np.ndarray, flags: np.ndarray) -> dict[str, float]:
     }
 
 
-def flatten(series: np.ndarray, window: int) -> np.ndarray:
-    """(n - window + 1, window x columns) windows, time-major, each labelled by its last step."""
-    return (
-        np.lib.stride_tricks.sliding_window_view(series, window, axis=0)
-        .transpose(0, 2, 1)
-        .reshape(len(series) - window + 1, -1)
-    )
+def with_lead_in(train: pd.DataFrame, test: pd.DataFrame, window: int) -> pd.DataFrame:
+    """The test part behind the training part's last window - 1 rows: a window ends at every test point."""
+    return pd.concat([train.iloc[len(train) - window + 1 :], test])
 
 
 def ours(alpha: float | str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str, np.ndarray]]:
@@ -91,8 +87,7 @@ def ours(alpha: float | str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict
         from vae import VAEDetector, ema
 
         detector = VAEDetector(window=window, seed=0, alpha=alpha, device="cpu").fit(train)
-        series = pd.concat([train.iloc[-(window - 1) :], test]) if window > 1 else test
-        prediction = detector.predict(series)
+        prediction = detector.predict(with_lead_in(train, test, window))
         smoothed = ema(prediction.score.astype(np.float64), BETA)
         return {"": prediction.is_anomaly, " + EMA": smoothed > detector.smoothed_threshold(BETA)}
 
@@ -107,13 +102,15 @@ def pyod_peer(name: str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str
         from pyod.models.pca import PCA
         from sklearn.preprocessing import StandardScaler
 
+        from vae import windows
+
         scaler = StandardScaler().fit(train)
-        x_train = flatten(scaler.transform(train), window)
-        series = scaler.transform(pd.concat([train.iloc[-(window - 1) :], test]))
+        x_train = windows(scaler.transform(train), window)
+        series = scaler.transform(with_lead_in(train, test, window))
         model = IForest(random_state=0) if name == "IForest" else PCA()
         model.set_params(contamination=TARGET_FPR)
         model.fit(x_train)
-        return {"": model.predict(flatten(series, window)).astype(bool)}
+        return {"": model.predict(windows(series, window)).astype(bool)}
 
     return run
 
