@@ -149,7 +149,10 @@ def candidate_of(tracking_uri: str, flow_run_id: str) -> dict[str, Any] | None:
     assert len(runs) <= 1, f"flow run {flow_run_id} logged {len(runs)} MLflow runs"
     if not runs:
         return None
-    (version,) = client.search_model_versions(f"name='{MODEL}' and run_id='{runs[0].info.run_id}'")
+    registered = client.search_model_versions(f"name='{MODEL}' and run_id='{runs[0].info.run_id}'")
+    if not registered:  # the run stopped before its model was registered
+        return None
+    (version,) = registered
     gates = json.loads(version.tags["gate_report"])
     return {
         "version": version.version,

@@ -327,7 +327,7 @@ def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_r
         victim = wait_for_run(
             api, "retrain", lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING", seconds=120
         )
-        time.sleep(8)  # into the window scan and training
+        time.sleep(4)  # into the window scan and training, before the model is logged
         pid_file = Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.pid"
         worker = psutil.Process(int(pid_file.read_text()))
         for process in [*worker.children(recursive=True), worker]:
