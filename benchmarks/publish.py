@@ -14,3 +14,11 @@ def publish(folder: Path, name: str, report: str, figures: dict[str, Any]) -> No
     (folder / f"{name}.md").write_text(report + "\n")
     (folder / f"{name}.json").write_text(json.dumps(figures, indent=2))
     print(f"\nwritten: {folder / f'{name}.md'}, {folder / f'{name}.json'}")
+
+
+def markdown_table(rows: list[dict[str, Any]], digits: int = 2) -> str:
+    """Rows of equal keys as a markdown table; floats rounded to `digits`."""
+    keys = list(rows[0])
+    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])

@@ -40,3 +40,35 @@ def find_shipped(data_dir: Path, name: str) -> Path:
         known = sorted(p.stem.split("_", 1)[-1] for p in (data_dir / "tabular").glob("*.npz"))
         raise InputError(f"no shipped dataset {name!r} in {data_dir / 'tabular'}; known: {known}")
     return matches[0]
+
+
+def inject_faults(
+    X: np.ndarray, faults: list[tuple[str, int]], rows_per_fault: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of normal rows with one (kind, column) fault each, and which fault (its position in `faults`).
+
+    Kinds: "stuck" holds the column at 6 standard deviations above its mean (a sensor stuck high);
+    "drift" adds an offset growing from 3 to 8 standard deviations (a sensor drifting away);
+    "noise" adds Gaussian noise of 5 standard deviations (a loose contact). `X` is never modified.
+
+    Raises:
+        InputError: an unknown kind or a column outside X.
+    """
+    rng = np.random.default_rng(seed)
+    mean, sd = X.mean(axis=0), X.std(axis=0) + 1e-12
+    rows, kinds = [], []
+    for k, (kind, column) in enumerate(faults):
+        if not 0 <= column < X.shape[1]:
+            raise InputError(f"fault column {column} is outside the {X.shape[1]} columns")
+        faulty = X[rng.choice(len(X), rows_per_fault, replace=False)].copy()
+        if kind == "stuck":
+            faulty[:, column] = mean[column] + 6 * sd[column]
+        elif kind == "drift":
+            faulty[:, column] += np.linspace(3, 8, rows_per_fault) * sd[column]
+        elif kind == "noise":
+            faulty[:, column] += rng.normal(0, 5 * sd[column], rows_per_fault)
+        else:
+            raise InputError(f"unknown fault kind {kind!r}; choose stuck, drift or noise")
+        rows.append(faulty)
+        kinds.append(np.full(rows_per_fault, k))
+    return np.concatenate(rows), np.concatenate(kinds)

@@ -23,6 +23,7 @@ from vae.calibration import conformal_pvalues, conformal_threshold, realized_fpr
 from vae.config import DetectorConfig
 from vae.errors import InputError, NotFittedError
 from vae.export import SUFFIX, ExportReport, export_state
+from vae.imputation import impute_rows
 from vae.mixing import auto_alpha, tune_alpha
 from vae.model import VAE
 from vae.persistence import load_state, save_state
@@ -314,8 +315,44 @@ class VAEDetector:
             diff = x - scorer.decode(scorer.encode(x)[0])
             return (diff * diff * scorer.recon_weight).view(len(x), pre.window, pre.n_channels).sum(dim=1)
 
-        names = list(pre.columns or (f"x{i}" for i in range(pre.n_channels)))
-        return pd.DataFrame(self._run(X, parts, pre.n_channels), columns=names, index=self.score_index(X))
+        return pd.DataFrame(
+            self._run(X, parts, pre.n_channels), columns=self._channel_names(), index=self.score_index(X)
+        )
+
+    def reconstruct(self, X: Any) -> pd.DataFrame:
+        """Each score's row as the model rebuilds it (raw units; a window's last step), for inspection."""
+        pre, scorer = self.preprocessor_, self.state().scorer
+
+        def last_step(x: torch.Tensor) -> torch.Tensor:
+            return scorer.decode(scorer.encode(x)[0])[:, -pre.n_channels :]
+
+        return pd.DataFrame(
+            self._run(X, last_step, pre.n_channels), columns=self._channel_names(), index=self.score_index(X)
+        )
+
+    def latent_means(self, X: Any) -> np.ndarray:
+        """Posterior means of each score's row or window, (n_scores, latent_dim): where the model puts it."""
+        scorer = self.state().scorer
+        return self._run(X, lambda x: scorer.encode(x)[0], scorer.latent_dim).reshape(-1, scorer.latent_dim)
+
+    def impute(self, X: Any, iterations: int = 20) -> pd.DataFrame | np.ndarray:
+        """X with its missing values filled through the decoder (rows on their own; window 1 only).
+
+        Missing entries start at the training means; each iteration encodes and decodes the rows and
+        takes the reconstruction for the missing entries only (observed values are never changed).
+        """
+        pre = self.preprocessor_
+        if pre.window != 1:
+            raise InputError("impute fills rows on their own: it needs a detector with window=1")
+        values = as_matrix(X, columns=pre.columns, n_features=pre.n_channels, allow_nan=True)
+        filled = impute_rows(self.state().scorer, values, pre.mean, iterations)
+        if isinstance(X, pd.DataFrame):
+            return X.assign(**dict(zip(self._channel_names(), filled.T, strict=True)))
+        return filled
+
+    def _channel_names(self) -> list[str]:
+        pre = self.preprocessor_
+        return list(pre.columns or (f"x{i}" for i in range(pre.n_channels)))
 
     # ---------------------------------------------------------- thresholds
     @property

@@ -18,13 +18,16 @@ from vae.errors import InputError
 from vae.windowing import parts_of, windows_of
 
 
-def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None) -> np.ndarray:
+def as_matrix(
+    X: Any, columns: tuple[str, ...] | None = None, n_features: int | None = None, allow_nan: bool = False
+) -> np.ndarray:
     """Check X and return it as a C-contiguous float32 matrix (n_samples, n_features).
 
     Args:
         X: array-like or DataFrame of numeric rows.
         columns: expected column names; a DataFrame is reordered to them, extra columns are ignored.
         n_features: expected number of features for plain arrays.
+        allow_nan: let NaN through (missing values to impute); infinities are still refused.
 
     Raises:
         InputError: empty input, wrong dimensions, missing/unknown columns, non-numeric or non-finite values.
@@ -46,7 +49,7 @@ def as_matrix(X: Any, columns: tuple[str, ...] | None = None, n_features: int | 
         raise InputError("input has no columns")
     if n_features is not None and values.shape[1] != n_features:
         raise InputError(f"expected {n_features} feature(s), got {values.shape[1]}")
-    bad = ~np.isfinite(values)
+    bad = np.isinf(values) if allow_nan else ~np.isfinite(values)
     if bad.any():
         rows, cols = np.nonzero(bad)
         where = f"column {columns[cols[0]]!r}" if columns else f"column {cols[0]}"
