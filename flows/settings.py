@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic_settings
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -132,6 +132,22 @@ class MonitorSettings(_Section):
     trigger: TriggerPolicy = TriggerPolicy()
 
 
+class ReviewSettings(_Section):
+    """`sentinel report` and the latent maps logged with candidates."""
+
+    history_days: int = Field(14, ge=1, description="Days of alert volume and score quantiles on the page.")
+    examples: int = Field(3, ge=0, description="Flagged rows shown beside their reconstructions.")
+    candidates: int = Field(3, ge=0, description="Most recent candidates compared with the champion.")
+    map_method: Literal["pca", "tsne"] = Field(
+        "pca",
+        description="Latent map projection: PCA (linear, milliseconds) or t-SNE (neighbourhoods, ~10 s).",
+    )
+    map_points: int = Field(1000, ge=10, description="Most rows per set on a latent map (sampled).")
+    evidently_workspace: bool = Field(
+        True, description="Add each monitor run's snapshot to the Evidently workspace in HOME/evidently."
+    )
+
+
 class ServeSettings(_Section):
     """The scoring service."""
 
@@ -202,6 +218,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = RegistrySettings()
     retrain: RetrainSettings = RetrainSettings()
     monitor: MonitorSettings = MonitorSettings()
+    review: ReviewSettings = ReviewSettings()
     serve: ServeSettings = ServeSettings()
     stack: StackSettings = StackSettings()
     score_chunk_rows: int = Field(

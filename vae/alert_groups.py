@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,10 @@ class AlertGrouping:
 
     labels: np.ndarray
     groups: tuple[AlertGroup, ...]
+
+    def records(self) -> list[dict[str, object]]:
+        """The groups as JSON-ready dicts (examples as text)."""
+        return [asdict(g) | {"examples": [str(e) for e in g.examples]} for g in self.groups]
 
     def table(self) -> pd.DataFrame:
         """One line per group: size, drivers (as text), score range, example rows."""

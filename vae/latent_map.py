@@ -1,9 +1,11 @@
 """A 2-D map of the latent space: where normal rows sit and where the flagged ones went.
 
 The detector's posterior means (`VAEDetector.latent_means`) of reference normal rows and of flagged rows
-are projected together to two dimensions, on seeded samples so a map takes seconds: t-SNE (scikit-learn)
-by default, which keeps neighbourhoods and so shows groups apart from the normal cloud; PCA for a linear,
-distance-faithful view. Both sets go through one projection, so their positions compare.
+are projected together to two dimensions, on seeded samples. PCA by default: linear, so distances from
+the normal cloud read true, and it takes milliseconds. t-SNE keeps neighbourhoods (groups stand apart)
+but took 6-27 s for 1,300 points on the 2-core test machine; UMAP (umap-learn) was measured and left out:
+its numba compilation cost 25 s at the first import and 33 s at the first fit of every new process.
+Both sets go through one projection, so their positions compare.
 
 Example:
     >>> m = latent_map(det.latent_means(X_normal), det.latent_means(X_flagged), labels=grouping.labels)
@@ -38,7 +40,7 @@ def latent_map(
     reference: np.ndarray,
     flagged: np.ndarray,
     labels: np.ndarray | None = None,
-    method: Projection = "tsne",
+    method: Projection = "pca",
     max_points: int = 1500,
     seed: int = 0,
 ) -> LatentMap:
@@ -73,5 +75,6 @@ def _project(points: np.ndarray, method: Projection, seed: int) -> np.ndarray:
         return PCA(n_components=2, random_state=seed).fit_transform(points)
     if method == "tsne":
         perplexity = float(min(30, max(2, (len(points) - 1) // 3)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(points)
+        tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+        return tsne.fit_transform(points)
     raise InputError(f"unknown projection {method!r}; choose 'tsne' or 'pca'")

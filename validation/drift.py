@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -144,11 +145,15 @@ def score_drift(reference: np.ndarray, current: np.ndarray, policy: DriftPolicy,
 
 
 def feature_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, policy: DriftPolicy, seed: int = 0
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    policy: DriftPolicy,
+    seed: int = 0,
+    at: datetime | None = None,
 ) -> FeatureDrift:
     """Evidently KS and normalized Wasserstein per feature on (sampled) rows; moved when both say so.
 
-    The window has data drift when any feature moved.
+    The window has data drift when any feature moved. The snapshot is stamped `at` (default: now).
 
     Raises:
         ValueError: no rows on either side, or the current window lacks a reference column.
@@ -166,6 +171,8 @@ def feature_drift(
     snapshot = Report(metrics).run(
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
         current_data=Dataset.from_pandas(cur, data_definition=definition),
+        timestamp=at,
+        name=f"features {at:%Y-%m-%d}" if at else "features",
     )
     values = {
         (m["config"]["column"], m["config"]["method"]): float(m["value"]) for m in snapshot.dict()["metrics"]
@@ -290,6 +297,7 @@ def assess_drift(
     target_fpr: float,
     policy: DriftPolicy,
     seed: int = 0,
+    at: datetime | None = None,
 ) -> DriftVerdict:
     """Feature drift, score drift and alert volume of a (sampled) window, as one verdict.
 
@@ -302,9 +310,35 @@ def assess_drift(
         target_fpr: the alert rate the model was calibrated to.
         policy: the checks' thresholds.
         seed: seed of the row sampling.
+        at: the time the window stands for (its Evidently snapshot's timestamp; default: now).
     """
     return DriftVerdict(
-        feature_drift(reference_rows, window_rows, policy, seed),
+        feature_drift(reference_rows, window_rows, policy, seed, at),
         score_drift(reference_scores, window_scores, policy, seed),
         alert_volume(window_flags, target_fpr, policy, n_calibration=len(reference_scores)),
+    )
+
+
+def score_snapshot(
+    reference_scores: np.ndarray, window_scores: np.ndarray, threshold: float, at: datetime | None = None
+) -> Any:
+    """An Evidently snapshot of the scores, stamped `at`: their drift and the alert rate.
+
+    KS drift of the window's scores against the calibration scores, and the alert rate (the mean of
+    ``alert``, 1 above the threshold) on both sides.
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue, ValueDrift
+
+    definition = DataDefinition(numerical_columns=["score", "alert"])
+
+    def dataset(scores: np.ndarray) -> Any:
+        frame = pd.DataFrame({"score": scores, "alert": (scores > threshold).astype(float)})
+        return Dataset.from_pandas(frame, data_definition=definition)
+
+    return Report([ValueDrift(column="score", method="ks"), MeanValue(column="alert")]).run(
+        current_data=dataset(window_scores),
+        reference_data=dataset(reference_scores),
+        timestamp=at,
+        name=f"scores {at:%Y-%m-%d}" if at else "scores",
     )

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -312,6 +313,22 @@ class Lake:
     def write_quarantine(self, dataset: str, run_id: str, rows: pd.DataFrame) -> str:
         """Save quarantined rows (with their reason) for a run; returns the key."""
         return self.write_table(f"{dataset}/_quarantine/{run_id}.parquet", rows)
+
+    def write_json(self, key: str, document: Any) -> str:
+        """Write a new JSON file (never replaces one); returns its key."""
+        self.store.write(key, json.dumps(document, indent=2, default=str).encode())
+        return key
+
+    def read_json(self, key: str) -> Any:
+        """One JSON file.
+
+        Raises:
+            StoreError: unreachable, missing, or not JSON.
+        """
+        try:
+            return json.loads(self.store.read(key))
+        except ValueError as exc:
+            raise StoreError(f"corrupt file {self.store.uri}/{key}: {exc}") from None
 
     def write_table(self, key: str, frame: pd.DataFrame) -> str:
         """Write a new parquet file (never replaces one); returns its key."""

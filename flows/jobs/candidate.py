@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from prefect.runtime import flow_run
 
 from flows.adapters.manifest import run_manifest
 from flows.adapters.registry import CandidateRecord, LoadedVersion
-from flows.jobs.plots import ScorePanel, score_distribution
+from flows.jobs.plots import ScorePanel, latent_scatter, score_distribution
 from flows.settings import Settings
 from vae import Segments, VAEDetector
+from vae.latent_map import latent_map
 from vae.splits import HoldoutSplit
 from validation.checks import ValidationReport
 from validation.contracts import DataContract
@@ -125,7 +127,10 @@ def candidate_record(
         loaded, champion_scores = champion
         title = f"champion v{loaded.version}, same rows"
         panels.append(ScorePanel(title, champion_scores, loaded.detector.threshold_))
-    figure = score_distribution(*panels)
+    figures = {
+        "score_distribution.png": score_distribution(*panels),
+        "latent_map.png": latent_figure(candidate, data, settings),
+    }
     return CandidateRecord(
         detector=candidate,
         contract=contract,
@@ -149,9 +154,18 @@ def candidate_record(
             "gate_report.json": json.dumps(gates, indent=2),
             "manifest.json": json.dumps(manifest, indent=2, default=str),
         },
-        figures={"score_distribution.png": figure},
+        figures=figures,
         files=files,
     )
+
+
+def latent_figure(candidate: VAEDetector, data: TrainingData, settings: Settings) -> Figure:
+    """The candidate's latent map: its training rows against its known anomalies (when there are any)."""
+    train = candidate.latent_means(data.samples(data.split.train))
+    shadow = candidate.latent_means(data.samples(data.shadow)) if data.shadow is not None else train[:0]
+    review = settings.review
+    points = latent_map(train, shadow, None, review.map_method, review.map_points, settings.detector.seed)
+    return latent_scatter(points, "Candidate: training rows vs known anomalies", "known anomalies")
 
 
 def save_reference(

@@ -11,9 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
+import pandas as pd
 import torch
 from mlflow.exceptions import MlflowException
 from prefect import task
@@ -73,3 +75,15 @@ def day_parameter(value: date | str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise InputError(f"a day must be YYYY-MM-DD, got {value!r}") from None
+
+
+def artifact_key(kind: str, dataset: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for one kind of record of a dataset."""
+    return kind + "-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A frame as a markdown table, for the Prefect UI."""
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|---" * len(frame.columns) + "|"]
+    rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines + rows)

@@ -3,9 +3,10 @@
 Compares the newest window with the champion's reference snapshot (sampled training rows and held-out
 normal scores, stored with its registered version): feature drift (Evidently), score drift and alert
 volume, one verdict with reasons. The report (Evidently HTML, score histogram, JSON summary) is written
-under HOME/reports/, logged to MLflow against the champion's version, and published as a Prefect
-artifact. A drift verdict starts `retrain` (within the cooldown and cap), which still has to pass its
-gates: drift never promotes anything by itself.
+under HOME/reports/, logged to MLflow against the champion's version, published as a Prefect artifact,
+and its snapshots go to the Evidently workspace HOME/evidently (one project per dataset, drift over time
+on its dashboard: ``evidently ui --workspace HOME/evidently``). A drift verdict starts `retrain` (within
+the cooldown and cap), which still has to pass its gates: drift never promotes anything by itself.
 
 Example:
     >>> outcome = monitor(dataset="mammography", as_of=date(2026, 11, 30))
@@ -15,10 +16,9 @@ Example:
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +28,17 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.deployments import run_deployment
 
 from flows.adapters.connect import Mapper, lake_of, mapper_of, registry_of
+from flows.adapters.evidently_workspace import EvidentlyWorkspace
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LoadedVersion, MonitorRecord, Registry
-from flows.jobs.common import day_parameter, io_task, job_settings, pure_task, require_champion
+from flows.jobs.common import artifact_key, day_parameter, io_task, job_settings, pure_task, require_champion
 from flows.jobs.plots import ScorePanel, score_distribution
 from flows.jobs.retrain import retrain
 from flows.jobs.window import SamplePlan, sample_window
 from flows.settings import Settings
 from vae import Prediction
 from vae.errors import SentinelError
-from validation.drift import DriftVerdict, assess_drift
+from validation.drift import DriftVerdict, assess_drift, score_snapshot
 from validation.trigger import TriggerDecision, trigger_decision
 
 
@@ -98,6 +99,7 @@ def check_drift(
     reference: tuple[pd.DataFrame, np.ndarray],
     scored: tuple[pd.DataFrame, Prediction],
     settings: Settings,
+    as_of: date,
 ) -> DriftVerdict:
     """Feature drift, score drift and alert volume of the scored sample against the reference."""
     (ref_rows, ref_scores), (rows, prediction) = reference, scored
@@ -110,7 +112,22 @@ def check_drift(
         champion.detector.threshold_fpr_,
         settings.monitor.drift,
         settings.detector.seed,
+        datetime.combine(as_of, time()),
     )
+
+
+@io_task
+def add_to_workspace(
+    folder: Path,
+    dataset: str,
+    as_of: date,
+    verdict: DriftVerdict,
+    scores: tuple[np.ndarray, np.ndarray],
+    threshold: float,
+) -> str:
+    """The run's feature and score snapshots in the dataset's Evidently project (`evidently ui`)."""
+    snapshot = score_snapshot(*scores, threshold, datetime.combine(as_of, time()))
+    return EvidentlyWorkspace(folder).add(dataset, verdict.features.snapshot, snapshot)
 
 
 @pure_task
@@ -143,8 +160,9 @@ def log_monitor(registry: Registry, version: str, experiment: str, record: Monit
 @io_task
 def publish(dataset: str, outcome_table: str) -> None:
     """The verdict as a Prefect artifact (a markdown table with the report's path)."""
-    key = "drift-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
-    create_markdown_artifact(outcome_table, key=key, description=f"drift verdict for {dataset}")
+    create_markdown_artifact(
+        outcome_table, key=artifact_key("drift", dataset), description=f"drift verdict for {dataset}"
+    )
 
 
 @flow(name="monitor", validate_parameters=False)
@@ -181,9 +199,13 @@ def monitor(
     )
     scored = score_window(champion, window)
     reference = load_reference(registry, champion.version)
-    verdict = check_drift(champion, reference, scored, settings)
+    verdict = check_drift(champion, reference, scored, settings, as_of)
     folder = settings.home / "reports" / dataset / f"monitor-{run_name}"
-    files = write_report(folder, verdict, champion, (reference[1], scored[1].score))
+    scores = (reference[1], scored[1].score)
+    files = write_report(folder, verdict, champion, scores)
+    if settings.review.evidently_workspace:
+        workspace = settings.home / "evidently"
+        add_to_workspace(workspace, dataset, as_of, verdict, scores, champion.detector.threshold_)
     decision = None
     if verdict.drifted:
         now = datetime.now(UTC)

@@ -2,12 +2,14 @@
 
 Scores go to ``DATASET/_scores/date=DAY/scores-vN.parquet`` (one row per input row: ``_source``, ``_row``,
 score, flag, p-value; a champion trained on windows of w steps starts its windows in the previous day's
-last w - 1 rows when that day is in the lake, else it scores the day from its w-th row on),
-flagged rows to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain`
-leaves out of training. Each of the day's files is a task that reads and scores it in chunks of
-`score_chunk_rows`: in two local threads (torch releases the GIL in its kernels), so memory holds two
-files and the scores, not the day; or on a Dask cluster when `dask_address` is set (`score_day` picks
-the task runner), where the workers read the files themselves.
+last w - 1 rows when that day is in the lake, else it scores the day from its w-th row on), flagged rows
+to ``DATASET/_alerts/date=DAY/alerts-vN.parquet``, which `retrain` leaves out of training: each with its
+alert group (`vae.alert_groups`: flagged rows whose reconstruction error lies on the same features, -1
+for none) and per-feature contributions (``contribution_<column>``); the groups to
+``DATASET/_groups/date=DAY/groups-vN.json`` and to a Prefect artifact. Each of the day's files is a task
+that reads and scores it in chunks of `score_chunk_rows`: in two local threads (torch releases the GIL in
+its kernels), so memory holds two files and the scores, not the day; or on a Dask cluster when
+`dask_address` is set (`score_day` picks the task runner), where the workers read the files themselves.
 
 Example:
     >>> outcome = score_day(Settings(), dataset="mammography", day=date(2026, 11, 30))
@@ -19,16 +21,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 from prefect import flow
+from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
-from flows.jobs.common import day_parameter, io_task, job_settings, require_champion
+from flows.jobs.common import (
+    artifact_key,
+    day_parameter,
+    io_task,
+    job_settings,
+    markdown_table,
+    pure_task,
+    require_champion,
+)
 from flows.settings import Settings
+from vae.alert_groups import AlertGrouping, group_alerts
 from vae.errors import SentinelError
+from vae.windowing import Segments
+
+CONTRIBUTION = "contribution_"  # prefix of the alerts' per-feature contribution columns
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,8 @@ class ScoreOutcome:
     n_alerts: int
     scores_key: str
     alerts_key: str
+    groups_key: str
+    groups: AlertGrouping
 
 
 @io_task
@@ -58,18 +76,25 @@ def day_files(
 @io_task
 def score_file(
     champion: LoadedVersion, lake: Lake, file: PartitionFile, before: list[PartitionFile], size: int
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read one raw file where this task runs (a Dask worker reads it itself) and score it in chunks.
 
-    A windowed model's first windows reach back into the last rows of the files `before` it (the day's
-    earlier files, then the previous day's), read here too.
+    Returns the scores and the flagged scores' per-feature contributions (in the same order). A windowed
+    model's first windows reach back into the last rows of the files `before` it (the day's earlier
+    files, then the previous day's), read here too.
     """
     lead = champion.detector.config.window - 1
     rows, reach = lake.read_file(file), _tail(lake, before, lead)
     rows = pd.concat([reach, rows], ignore_index=True) if len(reach) else rows
     first = len(reach) if len(reach) == lead else 0  # no full window yet: scoring starts at its w-th row
     chunks = (rows.iloc[max(0, i - lead) : i + size] for i in range(first, len(rows), size))
-    return pd.concat([_score(champion, chunk) for chunk in chunks], ignore_index=True)
+    return _concat([_score(champion, chunk) for chunk in chunks])
+
+
+def _concat(pairs: list[tuple[pd.DataFrame, pd.DataFrame]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores and flagged contributions of consecutive pieces, each stacked in order."""
+    scores, contributions = zip(*pairs, strict=True)
+    return pd.concat(scores, ignore_index=True), pd.concat(contributions, ignore_index=True)
 
 
 def _tail(lake: Lake, files: list[PartitionFile], n: int) -> pd.DataFrame:
@@ -82,11 +107,19 @@ def _tail(lake: Lake, files: list[PartitionFile], n: int) -> pd.DataFrame:
     return pd.concat(tail, ignore_index=True) if tail else pd.DataFrame()
 
 
-def _score(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
-    """Score, flag and p-value of consecutive rows, keyed by row identity (of each window's last row)."""
-    prediction = champion.detector.predict(rows)  # picks the champion's columns; names a missing one
-    scored = rows.iloc[champion.detector.config.window - 1 :]
-    return pd.DataFrame(
+def _score(champion: LoadedVersion, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score, flag and p-value of rows keyed by row identity (a window's last row); flagged contributions."""
+    detector, steps = champion.detector, champion.detector.config.window
+    prediction = detector.predict(rows)  # picks the champion's columns; names a missing one
+    scored = rows.iloc[steps - 1 :]
+    flagged = np.flatnonzero(prediction.is_anomaly)
+    values = detector.observations(rows)
+    contributions = (
+        detector.feature_contributions(Segments(values[i : i + steps] for i in flagged))
+        if len(flagged)
+        else pd.DataFrame(columns=list(champion.contract.names), dtype=np.float32)
+    )
+    frame = pd.DataFrame(
         {
             "_source": scored["_source"].to_numpy(),
             "_row": scored["_row"].to_numpy(),
@@ -95,16 +128,45 @@ def _score(champion: LoadedVersion, rows: pd.DataFrame) -> pd.DataFrame:
             "p_value": prediction.p_value,
         }
     )
+    return frame, contributions.reset_index(drop=True)
+
+
+@pure_task
+def group_day(scores: pd.DataFrame, contributions: pd.DataFrame, seed: int) -> AlertGrouping:
+    """The day's alert groups; examples named ``SOURCE#ROW``."""
+    flagged = scores.loc[scores["is_anomaly"]]
+    contributions = contributions.set_axis(flagged["_source"].astype(str) + "#" + flagged["_row"].astype(str))
+    return group_alerts(contributions, flagged["score"].to_numpy(), seed=seed)
 
 
 @io_task
-def write_results(lake: Lake, dataset: str, day: date, version: str, scores: pd.DataFrame) -> tuple[str, str]:
-    """Write the day's scores and its alerts (never replacing earlier files)."""
-    stamp = f"date={day.isoformat()}/{{}}-v{version}.parquet"
-    scores_key = lake.write_table(f"{dataset}/_scores/{stamp.format('scores')}", scores)
-    alerts = scores.loc[scores["is_anomaly"]].assign(model_version=version)
-    alerts_key = lake.write_table(f"{dataset}/_alerts/{stamp.format('alerts')}", alerts)
-    return scores_key, alerts_key
+def write_results(
+    lake: Lake,
+    dataset: str,
+    day: date,
+    version: str,
+    scored: tuple[pd.DataFrame, pd.DataFrame],
+    grouping: AlertGrouping,
+) -> tuple[str, str, str]:
+    """Write the day's scores, alerts (with groups and contributions) and groups; never replaces a file."""
+    scores, contributions = scored
+    stamp = f"date={day.isoformat()}/{{}}-v{version}"
+    scores_key = lake.write_table(f"{dataset}/_scores/{stamp.format('scores')}.parquet", scores)
+    alerts = scores.loc[scores["is_anomaly"]].reset_index(drop=True).assign(model_version=version)
+    alerts["group"] = grouping.labels
+    alerts = pd.concat([alerts, contributions.add_prefix(CONTRIBUTION)], axis=1)
+    alerts_key = lake.write_table(f"{dataset}/_alerts/{stamp.format('alerts')}.parquet", alerts)
+    groups_key = lake.write_json(f"{dataset}/_groups/{stamp.format('groups')}.json", grouping.records())
+    return scores_key, alerts_key, groups_key
+
+
+@io_task
+def publish_groups(dataset: str, day: date, version: str, grouping: AlertGrouping) -> None:
+    """The day's alert groups as a Prefect artifact (a markdown table)."""
+    title = f"# Alert groups of {dataset} on {day}, version {version}\n\n"
+    table = grouping.table()
+    body = markdown_table(table) if len(table) else "No group: too few alerts, or none alike."
+    create_markdown_artifact(title + body, key=artifact_key("alert-groups", dataset))
 
 
 @flow(name="score", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=False)
@@ -133,10 +195,16 @@ def score(
         score_file.submit(champion, lake, file, [*previous, *files[:k]], settings.score_chunk_rows)
         for k, file in enumerate(files)
     ]
-    scores = pd.concat([f.result() for f in futures], ignore_index=True)
-    scores_key, alerts_key = write_results(lake, dataset, day, champion.version, scores)
+    scores, contributions = _concat([f.result() for f in futures])
+    grouping = group_day(scores, contributions, settings.detector.seed)
+    version = champion.version
+    scores_key, alerts_key, groups_key = write_results(
+        lake, dataset, day, version, (scores, contributions), grouping
+    )
+    publish_groups(dataset, day, version, grouping)
+    n_alerts = int(scores["is_anomaly"].sum())
     return ScoreOutcome(
-        dataset, day, champion.version, len(scores), int(scores["is_anomaly"].sum()), scores_key, alerts_key
+        dataset, day, version, len(scores), n_alerts, scores_key, alerts_key, groups_key, grouping
     )
 
 

@@ -178,12 +178,17 @@ def running(app: FastAPI, token: str) -> Iterator[httpx.Client]:
         yield client
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextlib.contextmanager
 def served(app: FastAPI, token: str) -> Iterator[tuple[httpx.Client, uvicorn.Server]]:
     """`running`, with the uvicorn server too (setting its `should_exit` is what SIGTERM does)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

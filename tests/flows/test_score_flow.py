@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dask
+import numpy as np
 import pytest
 
 from flows.adapters.connect import registry_of
@@ -32,6 +33,19 @@ def test_scores_and_alerts_are_written_and_retrain_excludes_the_alerts(champion)
     assert (scores["is_anomaly"].to_numpy() == expected.is_anomaly).all()
     alerts = lake.read_table(outcome.alerts_key)
     assert len(alerts) == outcome.n_alerts == int(expected.is_anomaly.sum()) > 0
+    # each alert carries its group and per-feature contributions, as the detector computes them
+    champion_detector = registry_of(settings).champion().detector
+    flagged = day_rows.loc[expected.is_anomaly]
+    contributions = alerts.filter(like="contribution_").rename(
+        columns=lambda c: c.removeprefix("contribution_")
+    )
+    want = champion_detector.feature_contributions(flagged.filter(like="s0"))
+    np.testing.assert_allclose(contributions.to_numpy(), want.to_numpy(), rtol=1e-5)
+    np.testing.assert_array_equal(alerts["group"].to_numpy(), outcome.groups.labels)
+    groups = lake.read_json(outcome.groups_key)
+    assert [g["size"] for g in groups] == [
+        int((alerts["group"] == g.group).sum()) for g in outcome.groups.groups
+    ]
 
     with pytest.raises(SentinelError, match="refusing to overwrite"):  # same day, same version
         score(settings=settings, dataset="mammography", day=dates[-3])
