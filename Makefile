@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml
 	@# PostgreSQL for `sentinel stack` (and its tests): Debian's package, installed when missing (needs root).
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+	@# Chromium for the review page's browser test: Debian's package, installed when missing (needs root).
+	command -v chromium >/dev/null || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+		echo "chromium could not be installed: the review page's browser test will be skipped"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'

@@ -2,8 +2,8 @@
 
 Issue 19. For each shipped tabular set, a detector is fitted on 70% of its normal rows; copies of the other
 normal rows get one of three sensor faults on three different columns (`vae.datasets.inject_faults`:
-stuck high, drifting, noisy). The flagged faulty rows are grouped by HDBSCAN (same settings) on three
-representations, and the grouping is compared with the true fault by the adjusted Rand index (ARI,
+stuck high, drifting, noisy). The flagged faulty rows are grouped by HDBSCAN (`cluster_rows`, the same
+settings for all) on three representations, and the grouping is compared with the true fault by the adjusted Rand index (ARI,
 1 = the faults exactly) and the share of flagged rows left ungrouped. The peer is the same HDBSCAN on
 the standardized raw rows (what one would do without a model), and on the model's latent means.
 
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import HDBSCAN
 from sklearn.metrics import adjusted_rand_score
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +28,7 @@ from datasets import RESULTS  # noqa: E402
 from publish import markdown_table, publish  # noqa: E402
 
 from vae import VAEDetector  # noqa: E402
-from vae.alert_groups import UNGROUPED, group_alerts  # noqa: E402
+from vae.alert_groups import UNGROUPED, cluster_rows, group_alerts  # noqa: E402
 from vae.datasets import inject_faults, load_npz  # noqa: E402
 
 KINDS = ("stuck", "drift", "noise")
@@ -40,11 +39,10 @@ def representations(det: VAEDetector, flagged: np.ndarray, train: np.ndarray) ->
     """HDBSCAN labels of the flagged rows on each representation (shares through `group_alerts`)."""
     contributions = det.feature_contributions(flagged)
     standardized = (flagged - train.mean(axis=0)) / (train.std(axis=0) + 1e-12)
-    cluster = HDBSCAN(min_cluster_size=5, copy=True)
     return {
         "contribution shares (ours)": group_alerts(contributions, det.score(flagged)).labels,
-        "latent means": cluster.fit_predict(det.latent_means(flagged)),
-        "standardized rows (peer)": cluster.fit_predict(standardized),
+        "latent means": cluster_rows(det.latent_means(flagged)),
+        "standardized rows (peer)": cluster_rows(standardized),
     }
 
 
@@ -86,7 +84,8 @@ def main() -> None:
             "# Alert grouping: which representation separates fault types",
             "",
             f"{len(KINDS)} injected faults ({', '.join(KINDS)}) x {ROWS_PER_FAULT} rows per shipped set;"
-            " HDBSCAN(min_cluster_size=5) on the flagged rows; ARI against the true fault (1 = exact).",
+            " HDBSCAN (`vae.alert_groups.cluster_rows`) on the flagged rows; ARI against the true fault"
+            " (1 = exact).",
             f"Machine: {platform.machine()}, {time.perf_counter() - started:.0f} s.",
             "",
             markdown_table(rows),

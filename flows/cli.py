@@ -53,8 +53,9 @@ def demo() -> None:
 
     Writes day partitions of the shipped mammography set (normal rows; its anomalies become the shadow
     set), then retrains three times: a first champion (cold start), a warm-started candidate that is
-    promoted, and a candidate trained on a window where a sensor failed, which the gates refuse. Each run
-    uses the embedded default in a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite,
+    promoted, and a candidate trained on a window where a sensor failed, which the gates refuse. Then it
+    scores the failing day (alerts grouped by cause), checks it for drift and writes its review page.
+    Each run uses the embedded default in a fresh folder SENTINEL_HOME/demo/<time>/ (lake, MLflow SQLite,
     reports), whatever the stack settings say; nothing earlier is touched.
     """
     settings = _settings(configure=False)  # configured below, for the demo's own folder
@@ -83,10 +84,14 @@ def _run_demo(settings: Settings) -> None:
     for i, step in enumerate(demo_steps(dates), start=1):
         console.rule(f"run {i}: retrain as of {step.as_of} (expect: {step.expect})")
         _run_retrain(settings, dataset, step.as_of, None)
+    console.rule(f"score {dates[-2]} with the champion (expect: alerts grouped on s01, the failing sensor)")
+    _run_score(settings, dataset, dates[-2])
     console.rule(
         f"monitor as of {dates[-2]} (expect: drift in s01, which starts a retrain; its gates decide)"
     )
     _run_monitor(settings, dataset, dates[-2])
+    console.rule(f"review page of {dates[-2]}")
+    _run_report(settings, dataset, dates[-2])
     uri = settings.tracking_uri()
     first_full = dates[0] + timedelta(days=settings.retrain.window_days - 1)  # first day with a full window
     console.print(
@@ -96,7 +101,8 @@ def _run_demo(settings: Settings) -> None:
         f"  SENTINEL_HOME={settings.home} sentinel history   # every champion move, when and why\n"
         f"  SENTINEL_HOME={settings.home} sentinel backtest --dataset {dataset} --from {first_full}"
         "   # replay retrains, e.g. with other gate bounds\n"
-        f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons"
+        f"  {settings.lake_root()}/{dataset}/_quarantine/   # rows that failed validation, with reasons\n"
+        f"  evidently ui --workspace {settings.home / 'evidently'}   # drift over time, a project per dataset"
     )
 
 
@@ -137,11 +143,15 @@ def _run_retrain(
     settings: Settings, dataset: str | None, as_of: date | None, window_days: int | None
 ) -> None:
     dataset, _ = _preflight(settings, dataset)
+    from flows.console.progress import epoch_bar
     from flows.console.views import outcome_lines, outcome_table
     from flows.jobs.retrain import retrain as retrain_flow
 
-    with console.status("retraining (load, validate, train, compare, register)..."):
-        outcome = retrain_flow(settings=settings, dataset=dataset, as_of=as_of, window_days=window_days)
+    console.print("retraining: load and validate the window, train, compare, register", highlight=False)
+    with epoch_bar(console, "training", settings.detector.train.epochs) as on_epoch:
+        outcome = retrain_flow(
+            settings=settings, dataset=dataset, as_of=as_of, window_days=window_days, on_epoch=on_epoch
+        )
     console.print(outcome_table(outcome))
     for line in outcome_lines(outcome):
         console.print(line, highlight=False)
@@ -185,6 +195,7 @@ def _run_backtest(
 ) -> None:
     dataset, held = _preflight(settings, dataset)
     from flows.adapters.connect import registry_of
+    from flows.console.progress import count_bar
     from flows.console.views import backtest_lines, backtest_table
     from flows.jobs.backtest import replay, replay_days, scratch_settings
 
@@ -194,8 +205,9 @@ def _run_backtest(
         chosen = f"version {champion}" if champion else "none (no version was trained before it)"
         console.print(f"serving going into {days[0]}: {chosen}", highlight=False)
     folder = settings.home / "backtest" / datetime.now().strftime("%Y%m%d-%H%M%S")
-    with console.status(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}..."):
-        steps = replay(settings, dataset, days, folder, champion)
+    console.print(f"replaying {len(days)} retrain(s) of {dataset}, {days[0]} to {days[-1]}", highlight=False)
+    with count_bar(console, "days replayed") as on_day:
+        steps = replay(settings, dataset, days, folder, champion, on_day)
     console.print(backtest_table(steps))
     for line in backtest_lines(steps, scratch_settings(settings, folder).tracking_uri(), champion):
         console.print(line, highlight=False)
@@ -446,26 +458,64 @@ def score(
     """Score one day of lake partitions with the champion; write scores and alerts back to the lake.
 
     Scores go to DATASET/_scores/date=DAY/, flagged rows to DATASET/_alerts/date=DAY/ (retrain leaves
-    them out of training). Each file is read and scored by a task: in two local threads, or on the Dask
-    cluster at SENTINEL_DASK_ADDRESS, whose workers read the files themselves (pip install
-    'vae-sentinel[dask]'). Raw partitions are not modified; a day already scored by the same version is
-    refused rather than overwritten.
+    them out of training) with their alert group: alerts whose reconstruction error lies on the same
+    features, printed as a table (groups also to DATASET/_groups/date=DAY/). Each file is read and scored
+    by a task: in two local threads, or on the Dask cluster at SENTINEL_DASK_ADDRESS, whose workers read
+    the files themselves (pip install 'vae-sentinel[dask]'). Raw partitions are not modified; a day
+    already scored by the same version is refused rather than overwritten.
     """
     settings = _settings()
+    _guard(lambda: _run_score(settings, dataset, day.date() if day else None))
 
-    def run() -> None:
-        name, _ = _preflight(settings, dataset)
-        from flows.jobs.score import score_day
 
-        with console.status("scoring..."):
-            outcome = score_day(settings, name, day.date() if day else None)
-        console.print(
-            f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
-            f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",
-            highlight=False,
-        )
+def _run_score(settings: Settings, dataset: str | None, day: date | None) -> None:
+    name, _ = _preflight(settings, dataset)
+    from flows.console.progress import count_bar
+    from flows.console.views import groups_table
+    from flows.jobs.score import score_day
 
-    _guard(run)
+    with count_bar(console, "files scored") as on_file:
+        outcome = score_day(settings, name, day, on_file)
+    console.print(
+        f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
+        f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",
+        highlight=False,
+    )
+    console.print(groups_table(outcome.groups))
+
+
+@app.command()
+def report(
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset folder in the lake (default: settings).")
+    ] = None,
+    day: Annotated[
+        datetime | None,
+        typer.Option("--date", formats=["%Y-%m-%d"], help="Day to review, YYYY-MM-DD (default: newest)."),
+    ] = None,
+) -> None:
+    """Write the day's review page: one self-contained HTML file a reviewer reads top to bottom.
+
+    The monitor's verdict (drift checks, alert volume against the target, what the trigger did); alert
+    volume and score quantiles over review.history_days with champion changes marked; the day's alert
+    groups and a latent map of them; a few flagged rows beside their reconstructions; the champion and
+    the newest candidates' gates side by side with their scores on the day's rows; links to the Evidently
+    report, the MLflow runs and the lake files. Run `sentinel score` (and `sentinel monitor`) for the
+    day first. Written to SENTINEL_HOME/reports/DATASET/, logged to MLflow (experiment NAME-review) and
+    linked from a Prefect artifact; opens from disk, no server needed.
+    """
+    settings = _settings()
+    _guard(lambda: _run_report(settings, dataset, day.date() if day else None))
+
+
+def _run_report(settings: Settings, dataset: str | None, day: date | None) -> None:
+    name, _ = _preflight(settings, dataset)
+    from flows.jobs.report import report as report_flow
+
+    with console.status("gathering the day's verdict, alerts and models..."):
+        outcome = report_flow(settings=settings, dataset=name, day=day)
+    console.print(f"review of {outcome.dataset} on {outcome.day}: {outcome.page}", highlight=False)
+    console.print(f"  logged to MLflow run {outcome.run_id}; open the file in a browser", highlight=False)
 
 
 @app.command()

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from sklearn.cluster import HDBSCAN
 from sklearn.neighbors import KNeighborsClassifier
 
 UNGROUPED = -1
+GROUP_SHARE = 0.03  # the smallest group, as a share of the alerts (and at least `min_group` rows)
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def group_alerts(
     Args:
         contributions: the flagged rows' per-feature contributions (`VAEDetector.feature_contributions`).
         scores: their scores, in the same order.
-        min_group: the fewest rows a group may have (HDBSCAN's `min_cluster_size`).
+        min_group: the fewest rows a group may have, and HDBSCAN's `min_samples` (its density).
         max_fit_rows: HDBSCAN runs on a seeded sample of at most this many rows; the others take the group
             of their nearest sampled row, so a day of many alerts stays within seconds.
         n_drivers: features listed per group.
@@ -92,7 +94,7 @@ def group_alerts(
     """
     scores = np.asarray(scores, dtype=np.float64)
     shares = contribution_shares(contributions)
-    labels = _cluster(shares, min_group, max_fit_rows, seed)
+    labels = cluster_rows(shares, min_group, max_fit_rows, seed)
     names = [str(c) for c in contributions.columns]
     found = sorted(set(labels.tolist()) - {UNGROUPED}, key=lambda g: -int((labels == g).sum()))
     renumbered = np.full(len(labels), UNGROUPED, dtype=np.int64)
@@ -115,16 +117,22 @@ def group_alerts(
     return AlertGrouping(renumbered, tuple(groups))
 
 
-def _cluster(shares: np.ndarray, min_group: int, max_fit_rows: int, seed: int) -> np.ndarray:
-    """HDBSCAN labels of the rows (on a sample when there are many; the rest by nearest sampled row)."""
-    n = len(shares)
+def cluster_rows(
+    values: np.ndarray, min_group: int = 5, max_fit_rows: int = 5000, seed: int = 0
+) -> np.ndarray:
+    """HDBSCAN labels of rows (on a seeded sample when there are many; the rest by nearest sampled row).
+
+    Groups hold at least `GROUP_SHARE` of the rows: a day of many alerts along one cause reads as one
+    group, not dozens split by how far the cause went (measured on the demo's failing sensor).
+    """
+    n = len(values)
     if n < max(2, min_group):
         return np.full(n, UNGROUPED, dtype=np.int64)
     rng = np.random.default_rng(seed)
     fit = np.sort(rng.choice(n, max_fit_rows, replace=False)) if n > max_fit_rows else None
-    sample = shares if fit is None else shares[fit]
-    labels = HDBSCAN(min_cluster_size=min_group, copy=True).fit_predict(sample).astype(np.int64)
+    sample = values if fit is None else values[fit]
+    size = max(min_group, math.ceil(GROUP_SHARE * len(sample)))
+    labels = HDBSCAN(min_cluster_size=size, min_samples=min_group, copy=True).fit_predict(sample)
     if fit is None:
-        return labels
-    nearest = KNeighborsClassifier(n_neighbors=1).fit(sample, labels)
-    return nearest.predict(shares).astype(np.int64)
+        return labels.astype(np.int64)
+    return KNeighborsClassifier(n_neighbors=1).fit(sample, labels).predict(values).astype(np.int64)

@@ -35,6 +35,7 @@ from flows.errors import StoreError, StoreUnavailableError
 
 META_COLUMNS = ("_date", "_source", "_row")
 _DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_VERSIONED = re.compile(r"-v(\d+)\.\w+$")  # results a model version wrote: scores-v3.parquet
 _READERS = {".parquet": pd.read_parquet, ".csv": pd.read_csv}
 
 
@@ -305,6 +306,17 @@ class Lake:
         if not frames:
             return pd.DataFrame({"_source": pd.Series(dtype=str), "_row": pd.Series(dtype=np.int64)})
         return pd.concat(frames, ignore_index=True).drop_duplicates(ignore_index=True)
+
+    def results(self, dataset: str, kind: str, day: date) -> dict[int, str]:
+        """Keys a job wrote for the day under DATASET/KIND/date=DAY/ (e.g. ``_scores``), by model version."""
+        keys = self.store.keys(f"{dataset}/{kind}/date={day.isoformat()}")
+        return {int(m.group(1)): key for key in keys if (m := _VERSIONED.search(key))}
+
+    def location(self, key: str) -> str:
+        """Where a person finds a key: a file URI for a folder lake, else the object's URI."""
+        if isinstance(self.store, LocalStore):
+            return (self.store.root / key).resolve().as_uri()
+        return f"{self.store.uri}/{key}"
 
     def write_day(self, dataset: str, day: date, frame: pd.DataFrame, name: str = "part-0") -> str:
         """Add a raw partition file (never replaces one); returns its key."""

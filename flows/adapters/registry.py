@@ -188,21 +188,40 @@ class Registry:
     def last_monitor(self, experiment: str) -> dict[str, Any] | None:
         """The newest monitor run of this model: when, which version, verdict, reasons, trigger; or None."""
         runs = self._monitor_runs(experiment, "", max_results=1)
+        return _monitor_summary(runs[0]) if runs else None
+
+    def monitor_of(self, experiment: str, dataset: str, day: date) -> dict[str, Any] | None:
+        """The newest monitor run of `dataset` whose window ended on `day`, or None.
+
+        As `last_monitor`, with ``summary``: the run's report/summary.json (every check's statistics).
+        """
+        where = f"tags.dataset = '{dataset}' and tags.as_of = '{day.isoformat()}'"
+        runs = self._monitor_runs(experiment, where, max_results=1)
         if not runs:
             return None
-        run = runs[0]
-        tags = run.data.tags
-        return {
-            "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
-            "version": tags.get("model_version"),
-            "dataset": tags.get("dataset"),
-            "as_of": tags.get("as_of"),
-            "verdict": tags.get("verdict"),
-            "reasons": json.loads(tags.get("reasons", "[]")),
-            "trigger": tags.get("trigger"),
-            "report": tags.get("report"),
-            "run_id": run.info.run_id,
-        }
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = Path(self._download(f"runs:/{runs[0].info.run_id}/report/summary.json", tmp))
+            return _monitor_summary(runs[0]) | {"summary": json.loads(summary.read_text())}
+
+    def run_link(self, run_id: str) -> str:
+        """Where a person opens a run: its page on a tracking server, else the run id and the store."""
+        run = self.client.get_run(run_id)
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"{self.tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+        return f"run {run_id} in {self.tracking_uri} (mlflow ui --backend-store-uri {self.tracking_uri})"
+
+    def log_review(self, dataset: str, day: date, page: Path) -> str:
+        """Log a review page as the artifact of a run in the model's review experiment; returns its run id."""
+        tags = {"model_name": self.model_name, "dataset": dataset, "day": day.isoformat()}
+        experiment = self._experiment_id(f"{self.model_name}-review")
+        run_id = self.client.create_run(experiment, run_name=f"{dataset}-{day}", tags=tags).info.run_id
+        try:
+            self.client.log_artifact(run_id, str(page))
+        except MlflowException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id)
+        return run_id
 
     def _monitor_runs(self, experiment: str, where: str, max_results: int = 1000) -> list[Any]:
         exp = self.client.get_experiment_by_name(experiment)
@@ -539,6 +558,22 @@ class Registry:
             "threshold": metrics.get("candidate_threshold"),
             "fpr_interval_95": None if None in interval else interval,
         }
+
+
+def _monitor_summary(run: Any) -> dict[str, Any]:
+    """A monitor run as people read it: when, which version, verdict, reasons, trigger, report, run id."""
+    tags = run.data.tags
+    return {
+        "at": datetime.fromtimestamp(run.info.start_time / 1000, UTC).isoformat(timespec="seconds"),
+        "version": tags.get("model_version"),
+        "dataset": tags.get("dataset"),
+        "as_of": tags.get("as_of"),
+        "verdict": tags.get("verdict"),
+        "reasons": json.loads(tags.get("reasons", "[]")),
+        "trigger": tags.get("trigger"),
+        "report": tags.get("report"),
+        "run_id": run.info.run_id,
+    }
 
 
 def _run_id(mv: ModelVersion) -> str:

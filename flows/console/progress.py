@@ -1,4 +1,4 @@
-"""Terminal progress for long work: a rich progress bar fed by the detector's per-epoch callback."""
+"""Terminal progress for long work: rich progress bars fed by the jobs' callbacks (epochs, days, files)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vae.training import EpochStats
 
 
-@contextmanager
-def epoch_bar(console: Console, label: str, max_epochs: int) -> Iterator[Callable[[EpochStats], None]]:
-    """Yield an `on_epoch` callback that advances a bar and shows the losses; early stops end it."""
+def _progress(console: Console) -> Progress:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -21,7 +19,13 @@ def epoch_bar(console: Console, label: str, max_epochs: int) -> Iterator[Callabl
         TimeElapsedColumn(),
         TextColumn("{task.fields[info]}"),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    return Progress(*columns, console=console, transient=True)
+
+
+@contextmanager
+def epoch_bar(console: Console, label: str, max_epochs: int) -> Iterator[Callable[[EpochStats], None]]:
+    """Yield an `on_epoch` callback that advances a bar and shows the losses; early stops end it."""
+    with _progress(console) as progress:
         task = progress.add_task(label, total=max_epochs, info="")
 
         def on_epoch(stats: EpochStats) -> None:
@@ -29,3 +33,15 @@ def epoch_bar(console: Console, label: str, max_epochs: int) -> Iterator[Callabl
             progress.update(task, completed=stats.epoch + 1, info=info)
 
         yield on_epoch
+
+
+@contextmanager
+def count_bar(console: Console, label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """Yield an `on_step(done, total, info)` callback that moves a bar (days replayed, files scored)."""
+    with _progress(console) as progress:
+        task = progress.add_task(label, total=None, info="")
+
+        def on_step(done: int, total: int, info: str) -> None:
+            progress.update(task, completed=done, total=total, info=info)
+
+        yield on_step

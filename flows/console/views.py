@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the flows import Prefect: views that only read their result
     from flows.jobs.backtest import ReplayStep
     from flows.jobs.monitor import MonitorOutcome
     from flows.jobs.retrain import RetrainOutcome
+    from vae.alert_groups import AlertGrouping
     from validation.gates import GateResult
 
 
@@ -162,3 +163,16 @@ def monitor_line(last: dict[str, Any] | None) -> str:
         f"last monitor: {last['verdict']} at {last['at']} on version {last['version']} "
         f"({last['dataset']} as of {last['as_of']}): {'; '.join(last['reasons'])}; retrain: {last['trigger']}"
     )
+
+
+def groups_table(grouping: AlertGrouping) -> Table:
+    """The day's alert groups: size, the features that carry their error, score range, example rows."""
+    table = Table(title="alert groups (alerts whose reconstruction error lies on the same features)")
+    frame = grouping.table()
+    for column in frame.columns:
+        table.add_column(str(column), no_wrap=column in ("group", "rows"))
+    for row in frame.itertuples(index=False):
+        table.add_row(*(escape(str(v)) for v in row))
+    if frame.empty:
+        table.caption = "no group: too few alerts, or none alike"
+    return table

@@ -20,6 +20,7 @@ from pathlib import Path
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.errors import StoreError
+from flows.jobs.common import Progress
 from flows.jobs.retrain import RetrainOutcome, retrain
 from flows.settings import LakeSettings, RegistrySettings, Settings
 from vae import InputError, SentinelError
@@ -80,7 +81,12 @@ def copy_span(
 
 
 def replay(
-    settings: Settings, dataset: str, days: list[date], folder: Path, champion: str | None = None
+    settings: Settings,
+    dataset: str,
+    days: list[date],
+    folder: Path,
+    champion: str | None = None,
+    on_day: Progress | None = None,
 ) -> list[ReplayStep]:
     """Retrain as of each day on a scratch copy; one step per day.
 
@@ -91,6 +97,7 @@ def replay(
         folder: where the scratch lake and registry go.
         champion: a version of the real registry to start from (e.g. the one serving on the first day);
             it becomes version 1 of the scratch registry. None: the first day trains a cold start.
+        on_day: called after each replayed day with (days done, days, what that day decided).
 
     Raises:
         StoreError: the span holds no partition.
@@ -109,4 +116,6 @@ def replay(
             )
         except SentinelError as exc:  # this day gives no candidate (validation, data, calibration, ...)
             steps.append(ReplayStep(day, None, str(exc).splitlines()[0]))
+        if on_day is not None:
+            on_day(len(steps), len(days), f"{day}: {steps[-1].verdict}")
     return steps

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -35,6 +36,8 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 
 io_task = task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_transient, cache_policy=NO_CACHE)
 """A task doing I/O through an adapter: retried, and only on errors a retry can fix."""
+Progress = Callable[[int, int, str], None]
+"""A job's progress callback: (steps done, steps in all, what was just done)."""
 pure_task = task(cache_policy=NO_CACHE)
 """A task calling the pure core: never retried (the same input fails the same way), never cached."""
 

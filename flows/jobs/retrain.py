@@ -15,7 +15,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -46,6 +46,7 @@ from flows.settings import Settings
 from vae import DetectorConfig, ExportError, VAEDetector
 from vae.export import SUFFIX
 from vae.splits import holdout_split
+from vae.training import EpochStats
 from validation.checks import ValidationReport
 from validation.contracts import DataContract
 from validation.gates import Decision, ModelMetrics, promotion_decision
@@ -98,10 +99,15 @@ def save_quarantine(lake: Lake, dataset: str, run_id: str, rows: pd.DataFrame) -
 
 
 @pure_task
-def train_candidate(data: TrainingData, config: DetectorConfig, warm: VAEDetector | None) -> VAEDetector:
+def train_candidate(
+    data: TrainingData,
+    config: DetectorConfig,
+    warm: VAEDetector | None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> VAEDetector:
     """Fit a detector on the training days; normalize and calibrate on the calibration half of the holdout."""
     train, calibration = data.samples(data.split.train), data.samples(data.split.calibration)
-    return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm)
+    return VAEDetector(config).fit(train, X_val=calibration, warm_start=warm, on_epoch=on_epoch)
 
 
 @pure_task
@@ -162,6 +168,7 @@ def retrain(
     as_of: date | None = None,
     window_days: int | None = None,
     reason: str = "manual",
+    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> RetrainOutcome:
     """Retrain on the recent clean window and promote the candidate only if every gate passes.
 
@@ -172,6 +179,7 @@ def retrain(
         as_of: the window's last day (default: today).
         window_days: days in the window (default: settings.retrain.window_days).
         reason: why this run started (e.g. the drift verdict that triggered it); tagged `trigger` on the run.
+        on_epoch: called after each training epoch (a progress bar).
 
     Raises:
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
@@ -216,7 +224,7 @@ def retrain(
     )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):
-        candidate = train_candidate(data, settings.detector, warm)
+        candidate = train_candidate(data, settings.detector, warm, on_epoch)
     with clock("export"):
         exports, parity = export_candidate(candidate, data, settings.home / "exports" / run_id)
         reference = save_reference(

@@ -25,12 +25,14 @@ import numpy as np
 import pandas as pd
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
+from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
 from flows.jobs.common import (
+    Progress,
     artifact_key,
     day_parameter,
     io_task,
@@ -171,7 +173,10 @@ def publish_groups(dataset: str, day: date, version: str, grouping: AlertGroupin
 
 @flow(name="score", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=False)
 def score(
-    settings: Settings | None = None, dataset: str | None = None, day: date | None = None
+    settings: Settings | None = None,
+    dataset: str | None = None,
+    day: date | None = None,
+    on_file: Progress | None = None,
 ) -> ScoreOutcome:
     """Score one day of a dataset with the champion and write scores and alerts to the lake.
 
@@ -179,6 +184,7 @@ def score(
         settings: the configuration (default: read from sentinel.toml and SENTINEL_* variables).
         dataset: dataset folder in the lake (default: settings.retrain.dataset).
         day: the partition to score (default: the newest).
+        on_file: called as each file is scored, with (files done, files, the file's name).
 
     Raises:
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).
@@ -195,6 +201,9 @@ def score(
         score_file.submit(champion, lake, file, [*previous, *files[:k]], settings.score_chunk_rows)
         for k, file in enumerate(files)
     ]
+    for done, future in enumerate(as_completed(futures), start=1):
+        if on_file is not None:
+            on_file(done, len(futures), files[futures.index(future)].source)
     scores, contributions = _concat([f.result() for f in futures])
     grouping = group_day(scores, contributions, settings.detector.seed)
     version = champion.version
@@ -219,7 +228,9 @@ def task_runner(settings: Settings) -> TaskRunner:
     return DaskTaskRunner(address=settings.dask_address)
 
 
-def score_day(settings: Settings, dataset: str | None = None, day: date | None = None) -> ScoreOutcome:
+def score_day(
+    settings: Settings, dataset: str | None = None, day: date | None = None, on_file: Progress | None = None
+) -> ScoreOutcome:
     """Run the `score` flow on the task runner the settings ask for (threads, or a Dask cluster).
 
     Raises:
@@ -227,7 +238,7 @@ def score_day(settings: Settings, dataset: str | None = None, day: date | None =
     """
     flow_run = score.with_options(task_runner=task_runner(settings))
     try:
-        return flow_run(settings=settings, dataset=dataset, day=day)
+        return flow_run(settings=settings, dataset=dataset, day=day, on_file=on_file)
     except OSError as exc:
         if settings.dask_address is None:
             raise
