@@ -3,9 +3,10 @@
 Issue 19. For each shipped tabular set, a detector is fitted on 70% of its normal rows; copies of the other
 normal rows get one of three sensor faults on three different columns (`vae.datasets.inject_faults`:
 stuck high, drifting, noisy). The flagged faulty rows are grouped by HDBSCAN (`cluster_rows`, the same
-settings for all) on three representations, and the grouping is compared with the true fault by the adjusted Rand index (ARI,
-1 = the faults exactly) and the share of flagged rows left ungrouped. The peer is the same HDBSCAN on
-the standardized raw rows (what one would do without a model), and on the model's latent means.
+settings for all) on three representations, and each grouping is compared with the true fault by the
+adjusted Rand index (ARI, 1 = the faults exactly) and the share of flagged rows left ungrouped. The peer
+is the same HDBSCAN on the standardized raw rows (what one would do without a model), and on the
+model's latent means.
 
 Run: .venv/bin/python benchmarks/alert_groups.py   (writes benchmarks/results/alert_groups.md and .json)
 """
