@@ -168,11 +168,12 @@ def monitor_line(last: dict[str, Any] | None) -> str:
 def groups_table(grouping: AlertGrouping) -> Table:
     """The day's alert groups: size, the features that carry their error, score range, example rows."""
     table = Table(title="alert groups (alerts whose reconstruction error lies on the same features)")
-    frame = grouping.table()
-    for column in frame.columns:
-        table.add_column(str(column), no_wrap=column in ("group", "rows"))
-    for row in frame.itertuples(index=False):
-        table.add_row(*(escape(str(v)) for v in row))
-    if frame.empty:
-        table.caption = "no group: too few alerts, or none alike"
+    for column in ("group", "rows", "drivers", "score range", "top example"):
+        table.add_column(column, no_wrap=column != "drivers")
+    for g in grouping.groups:
+        drivers = ", ".join(f"{name} {share:.0%}" for name, share in g.drivers.items())
+        scores = f"{g.score_min:.3g} - {g.score_max:.3g}"
+        table.add_row(str(g.group), f"{g.size:,}", drivers, scores, escape(str(g.examples[0])))
+    alone = int((grouping.labels == -1).sum())
+    table.caption = f"{alone:,} alert(s) in no group (one-offs)" if grouping.groups else "no group found"
     return table

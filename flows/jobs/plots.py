@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -52,8 +52,13 @@ def latent_scatter(points: LatentMap, title: str, flagged_label: str = "flagged"
     return fig
 
 
-def alert_history(days: pd.DataFrame, target_rate: float, changes: list[tuple[date, str]]) -> Figure:
-    """Alert rate and score quantiles by day (columns day, alert_rate, q50, q90, q99); champion moves."""
+def alert_history(
+    days: pd.DataFrame, span: tuple[date, date], target_rate: float, changes: list[tuple[date, str]]
+) -> Figure:
+    """Alert rate and score quantiles by day over the `span` (first, last day); champion moves marked.
+
+    `days` has the columns day, alert_rate, q50, q90 and q99.
+    """
     fig = Figure(figsize=(10, 5), layout="constrained")
     rate, quantiles = fig.subplots(2, 1, sharex=True)
     rate.plot(days["day"], 100 * days["alert_rate"], marker="o", label="alert rate")
@@ -61,7 +66,9 @@ def alert_history(days: pd.DataFrame, target_rate: float, changes: list[tuple[da
     rate.set(ylabel="alerts, % of rows", title="Alert volume and scores per day")
     for column in ("q50", "q90", "q99"):
         quantiles.plot(days["day"], days[column], marker=".", label=f"score {column}")
-    quantiles.set(ylabel="score", yscale="symlog")
+    quantiles.set(
+        ylabel="score", yscale="symlog", xlim=(span[0] - timedelta(days=1), span[1] + timedelta(days=1))
+    )
     for ax in (rate, quantiles):
         for day, text in changes:
             ax.axvline(day, color="tab:red", alpha=0.5)
@@ -71,7 +78,7 @@ def alert_history(days: pd.DataFrame, target_rate: float, changes: list[tuple[da
     return fig
 
 
-def reconstruction_bars(row: pd.Series, rebuilt: pd.Series, shares: pd.Series, title: str) -> Figure:
+def reconstruction_bars(row: pd.Series, rebuilt: pd.Series, shares: pd.Series) -> Figure:
     """One flagged row: its value beside the reconstruction per feature (standardized), and each share."""
     fig = Figure(figsize=(10, 3.2), layout="constrained")
     values, error = fig.subplots(1, 2, width_ratios=(3, 2))
@@ -79,7 +86,7 @@ def reconstruction_bars(row: pd.Series, rebuilt: pd.Series, shares: pd.Series, t
     values.bar(x - 0.2, row.to_numpy(), 0.4, label="input")
     values.bar(x + 0.2, rebuilt.to_numpy(), 0.4, label="reconstruction")
     values.set_xticks(x, [str(c) for c in row.index], rotation=60, fontsize="small")
-    values.set(title=title, ylabel="standardized value")
+    values.set(title="input beside its reconstruction", ylabel="standardized value")
     values.legend(fontsize="small")
     error.barh(x, 100 * shares.to_numpy(), color="tab:red")
     error.set_yticks(x, [str(c) for c in shares.index], fontsize="small")

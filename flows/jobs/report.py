@@ -54,11 +54,11 @@ class RegistryView:
 
 
 @io_task
-def read_history(lake: Lake, dataset: str, day: date, days: int) -> pd.DataFrame:
-    """Per scored day of the span ending at `day`: version, rows, alert rate and score quantiles."""
+def read_history(lake: Lake, dataset: str, span: tuple[date, date]) -> pd.DataFrame:
+    """Per scored day of the span (first, last day): version, rows, alert rate and score quantiles."""
     rows = []
-    for offset in range(days - 1, -1, -1):
-        current = day - timedelta(days=offset)
+    for offset in range((span[1] - span[0]).days + 1):
+        current = span[0] + timedelta(days=offset)
         scored = lake.results(dataset, "_scores", current)
         if scored:
             version = max(scored)
@@ -156,7 +156,8 @@ def report(
     reference = None if scorer is None else load_reference_rows(registry, scorer.version)
     newest = _newest_other(seen.status, champion)
     compared = [m for m in (champion, newest and load_version(registry, newest)) if m]
-    history = read_history(lake, dataset, day, review.history_days)
+    span = (day - timedelta(days=review.history_days - 1), day)
+    history = read_history(lake, dataset, span)
     interval = (seen.status.get("champion") or {}).get("fpr_interval_95")
     page = ReviewPage(
         dataset=dataset,
@@ -164,7 +165,7 @@ def report(
         model=registry.model_name,
         champion=None if champion is None else champion.version,
         verdict=sections.verdict(seen.monitor, interval),
-        history=sections.history_figure(history, seen.moves, settings.detector.target_fpr),
+        history=sections.history_figure(history, span, seen.moves, settings.detector.target_fpr),
         history_table=sections.history_table(history),
         alerts=sections.alerts_line(alerts, len(rows)),
         groups=sections.groups_table(alerts.groups),

@@ -7,6 +7,7 @@ ledger, the day's rows, scores and alerts); outputs are the page's parts (`flows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -58,17 +59,21 @@ def verdict(monitor: dict[str, Any] | None, interval: list[float] | None) -> Day
 
 def history_table(history: pd.DataFrame) -> pd.DataFrame:
     """The span's scored days as numbers (alerts in %)."""
+    if history.empty:
+        return history
     shown = history.assign(alert_rate=(100 * history["alert_rate"]).round(2))
     return shown.rename(columns={"alert_rate": "alerts %"}).round(4)
 
 
-def history_figure(history: pd.DataFrame, moves: list[LedgerEntry], target_fpr: float) -> str | None:
+def history_figure(
+    history: pd.DataFrame, span: tuple[date, date], moves: list[LedgerEntry], target_fpr: float
+) -> str | None:
     """The alert rate and score quantiles over the span, champion moves marked; None without a day."""
     if history.empty:
         return None
-    first = history["day"].min()
-    changes = [(m.at.date(), f"v{m.champion} ({m.action})") for m in moves if m.at.date() >= first]
-    return figure_uri(alert_history(history, target_fpr, changes))
+    inside = [m for m in moves if span[0] <= m.at.date() <= span[1]]
+    changes = [(m.at.date(), f"v{m.champion} ({m.action})") for m in inside]
+    return figure_uri(alert_history(history, span, target_fpr, changes))
 
 
 def alerts_line(day: DayAlerts, n_rows: int) -> str:
@@ -174,7 +179,7 @@ def examples(
         group = "ungrouped" if alert["group"] == UNGROUPED else f"group {alert['group']}"
         title = f"{alert['_source']}#{alert['_row']}: score {alert['score']:.3g}, {group}"
         figure = reconstruction_bars(
-            pd.Series(inputs[i], names), pd.Series(rebuilt[i], names), pd.Series(shares[i], names), title
+            pd.Series(inputs[i], names), pd.Series(rebuilt[i], names), pd.Series(shares[i], names)
         )
         out.append(Example(title, figure_uri(figure)))
     return tuple(out)
