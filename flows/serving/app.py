@@ -172,7 +172,8 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
             prediction = current.detector.predict(rows)
             results = row_results(prediction.score, prediction.is_anomaly, prediction.p_value)
             if explain:
-                add_explanations(results, current.detector.feature_contributions(rows))
+                detector = current.detector
+                add_explanations(results, detector.feature_contributions(rows), detector.reconstruct(rows))
         metrics.observe(time.perf_counter() - started, prediction.score, prediction.is_anomaly)
         payload = {
             "model": holder.registry.model_name,

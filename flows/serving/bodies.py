@@ -99,7 +99,8 @@ EXPLAIN = {  # /score's query parameter, read inline (see `admit` in app.py) and
     "in": "query",
     "required": False,
     "schema": {"type": "boolean", "default": False},
-    "description": "Add each row's reconstruction term and per-feature contributions.",
+    "description": "Add each row's reconstruction: the values the model rebuilt (beside the input, for "
+    "inspection), its error term, and each feature's contribution and share of it.",
 }
 STREAM_ID = Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="Your series' id.")
 
@@ -132,6 +133,8 @@ class RowResult(BaseModel):
     p_value: float
     reconstruction: float | None = None
     contributions: dict[str, float] | None = None
+    shares: dict[str, float] | None = None
+    reconstructed: dict[str, float] | None = None
 
 
 class ScoreResponse(BaseModel):
@@ -228,9 +231,15 @@ def row_results(score: np.ndarray, flag: np.ndarray, p_value: np.ndarray) -> lis
     ]
 
 
-def add_explanations(rows: list[dict[str, Any]], contributions: pd.DataFrame) -> None:
-    """Add each row's reconstruction term and per-feature contributions."""
+def add_explanations(rows: list[dict[str, Any]], contributions: pd.DataFrame, rebuilt: pd.DataFrame) -> None:
+    """Add each row's reconstruction term, per-feature contributions and shares, and rebuilt values."""
     names = [str(c) for c in contributions.columns]
-    for row, parts in zip(rows, contributions.to_numpy().tolist(), strict=True):
-        row["reconstruction"] = sum(parts)
+    pairs = zip(contributions.to_numpy().tolist(), rebuilt.to_numpy().tolist(), strict=True)
+    for row, (parts, values) in zip(rows, pairs, strict=True):
+        total = sum(parts)
+        row["reconstruction"] = total
         row["contributions"] = dict(zip(names, parts, strict=True))
+        row["shares"] = {
+            name: part / total if total > 0 else 0.0 for name, part in zip(names, parts, strict=True)
+        }
+        row["reconstructed"] = dict(zip(names, values, strict=True))

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -182,12 +183,22 @@ def test_a_body_that_is_not_arrow_is_a_clear_422(stack):
     assert reply.status_code == 422 and reply.json()["detail"].startswith("body is not an Arrow IPC stream")
 
 
-def test_explain_gives_per_feature_contributions(stack):
+def test_explain_gives_the_reconstruction_beside_the_input_and_each_features_share(stack):
     _, rows, client = stack
     out = client.post("/score?explain=true", json={"records": rows.head(3).to_dict("records")}).json()
     first = out["results"][0]
-    assert set(first["contributions"]) == set(rows.columns)
+    assert (
+        set(first["contributions"])
+        == set(first["shares"])
+        == set(first["reconstructed"])
+        == set(rows.columns)
+    )
     assert first["reconstruction"] == pytest.approx(sum(first["contributions"].values()))
+    assert sum(first["shares"].values()) == pytest.approx(1.0)
+    rebuilt = pd.DataFrame([r["reconstructed"] for r in out["results"]])[list(rows.columns)]
+    expected = registry_of(stack[0]).champion().detector.reconstruct(rows.head(3))
+    np.testing.assert_allclose(rebuilt.to_numpy(), expected.to_numpy(), rtol=1e-5)
+    assert not np.allclose(rebuilt.to_numpy(), rows.head(3).to_numpy())  # the model's values, not an echo
 
 
 @pytest.mark.parametrize(
