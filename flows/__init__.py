@@ -11,7 +11,9 @@ Where things are:
 | which rows does a candidate train on? | `jobs/window.py` (the window scanned file by file, sampled) |
 | where are versions, aliases and the ledger? | `adapters/registry.py` (MLflow) |
 | what keeps two champion moves apart? | `adapters/locks.py` (one lock per model, held from read to write) |
-| what does each scheduled job do? | `jobs/`: `retrain`, `monitor`, `score`, `backtest`, `deployments` |
+| what does each job do? | `jobs/`: `retrain`, `monitor`, `score`, `backtest`, `report`, `deployments` |
+| how are alerts grouped into causes? | `vae/alert_groups.py`; `jobs/score.py` writes the groups |
+| what is on the review page? | `jobs/report.py` gathers it, `jobs/review/` lays it out |
 | what do the endpoints take and return? | `serving/`: `app.py` (routes), `bodies.py` (layouts) |
 | what does a command print? | `console/views.py`; `cli.py` is the command line itself |
 | where is an option defined? | `settings.py` (one typed `Settings`) |

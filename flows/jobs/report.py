@@ -3,7 +3,7 @@
 Gathers what the other jobs left (the monitor's verdict in MLflow, `score`'s scores, alerts and groups in
 the lake, the registry's versions and ledger), adds what only the model can show (the latent map, each
 example row beside its reconstruction, champion and candidate scores on the same rows), and writes
-HOME/reports/DATASET/review-DAY-TIME.html (`flows/review/page.py` lays it out). The page is logged to
+HOME/reports/DATASET/review-DAY-TIME.html (`flows/jobs/review/page.py` lays it out). The page is logged to
 MLflow (experiment NAME-review) and linked from a Prefect artifact.
 
 Example:
@@ -28,9 +28,9 @@ from flows.adapters.lake import Lake
 from flows.adapters.registry import LedgerEntry, LoadedVersion, Registry
 from flows.errors import RegistryError
 from flows.jobs.common import artifact_key, day_parameter, io_task, job_settings, load_champion
-from flows.review import sections
-from flows.review.page import Link, ReviewPage, render
-from flows.review.sections import DayAlerts
+from flows.jobs.review import sections
+from flows.jobs.review.page import Link, ReviewPage, render
+from flows.jobs.review.sections import DayAlerts
 from flows.settings import Settings
 
 

@@ -1,7 +1,7 @@
 """Each section of the review page, built from what the jobs left and what the model shows.
 
 Inputs are plain data read by `flows/jobs/report.py` (the monitor's summary, the registry's status and
-ledger, the day's rows, scores and alerts); outputs are the page's parts (`flows/review/page.py`).
+ledger, the day's rows, scores and alerts); outputs are the page's parts (`flows/jobs/review/page.py`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from flows.jobs.plots import (
     reconstruction_bars,
     score_distribution,
 )
-from flows.review.page import Check, DayVerdict, Example, figure_uri
+from flows.jobs.review.page import Check, DayVerdict, Example, figure_uri
 from flows.settings import ReviewSettings
 from vae.alert_groups import UNGROUPED
 from vae.latent_map import latent_map
