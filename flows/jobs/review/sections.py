@@ -133,16 +133,18 @@ def latent_figure(
     if scorer is None or day.alerts.empty:
         return None
     detector, steps = scorer.detector, scorer.detector.config.window
+    rng, most = np.random.default_rng(seed), review.map_points
     at = positions(rows, day.alerts)
     keep = np.flatnonzero(at >= steps - 1)  # a window reaching back before the day is left out
     if not len(keep):
         return None
+    keep = np.sort(rng.choice(keep, min(len(keep), most), replace=False))  # the map shows a sample
     if reference is not None and steps == 1:
         normal, label = detector.latent_means(reference[list(scorer.contract.names)]), "training rows"
     else:
         quiet = np.setdiff1d(np.arange(steps - 1, len(rows)), at)
-        sample = np.random.default_rng(seed).choice(quiet, min(len(quiet), review.map_points), replace=False)
-        normal = detector.latent_means(windows_ending(scorer, rows, np.sort(sample)))
+        sample = np.sort(rng.choice(quiet, min(len(quiet), most), replace=False))
+        normal = detector.latent_means(windows_ending(scorer, rows, sample))
         label = "unflagged windows of the day"
     flagged = detector.latent_means(windows_ending(scorer, rows, at[keep]))
     labels = day.alerts["group"].to_numpy()[keep]
@@ -164,13 +166,15 @@ def examples(
     alerts = day.alerts.sort_values("score", ascending=False)
     firsts = alerts.drop_duplicates("group")
     chosen = pd.concat([firsts, alerts.drop(firsts.index)])
-    chosen = chosen.loc[positions(rows, chosen) >= detector.config.window - 1].head(most)
+    at = positions(rows, chosen)
+    usable = at >= detector.config.window - 1  # a window reaching back before the day is left out
+    chosen, at = chosen.loc[usable].head(most), at[usable][:most]
     if chosen.empty:
         return ()
-    samples = windows_ending(scorer, rows, positions(rows, chosen))
+    samples = windows_ending(scorer, rows, at)
     pre = detector.preprocessor_
     mean, scale = pre.mean[-pre.n_channels :], pre.scale[-pre.n_channels :]
-    inputs = (detector.observations(rows.iloc[positions(rows, chosen)][names]) - mean) / scale
+    inputs = (detector.observations(rows.iloc[at][names]) - mean) / scale
     rebuilt = (detector.reconstruct(samples).to_numpy() - mean) / scale
     contributions = detector.feature_contributions(samples).to_numpy()
     shares = contributions / contributions.sum(axis=1, keepdims=True)
