@@ -11,7 +11,8 @@ prediction is that of the window it ends; the test part's first windows reach ba
 part):
 - ours: `VAEDetector(window=W, seed=0)` with its own conformal threshold at target_fpr 0.01, the hybrid
   score (alpha auto), reconstruction only (alpha 1) and latent only (alpha 0), each raw and smoothed by
-  an EMA (beta 0.9, threshold `smoothed_threshold`);
+  an EMA (beta 0.9, threshold `smoothed_threshold`); the hybrid also with adaptive conformal thresholds
+  (`vae.adaptive`, started at the target, step sizes GAMMAS), raw and smoothed;
 - peers, fitted in the same run on the same flattened windows (standardized on the training part):
   PyOD's IForest and PCA with `contamination=0.01` (their own label-free threshold: the 99th percentile
   of the training windows' scores);
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from publish import publish  # noqa: E402
 
 TRAIN_ROWS, TARGET_FPR, BETA = 400, 0.01, 0.9
+GAMMAS = (1e-5, 1e-4, 1e-3)  # ACI step sizes: "keep alerting on a sustained anomaly" ... "hold the budget"
 GROUPS = ("valve1", "valve2", "other")
 PUBLISHED = {  # SKAB's README leaderboard (outlier detection): F1, FAR %, MAR %
     "Conv-AE": (0.78, 13.55, 28.02),
@@ -80,16 +82,29 @@ def with_lead_in(train: pd.DataFrame, test: pd.DataFrame, window: int) -> pd.Dat
     return pd.concat([train.iloc[len(train) - window + 1 :], test])
 
 
-def ours(alpha: float | str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str, np.ndarray]]:
-    """Our detector with one alpha: raw flags and EMA-smoothed flags for each test point."""
+def ours(
+    alpha: float | str, adaptive: bool = False
+) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str, np.ndarray]]:
+    """Our detector with one alpha: raw flags and EMA-smoothed flags for each test point.
+
+    With `adaptive`, also the flags of adaptive conformal thresholds (`vae.adaptive`) at each step size
+    in GAMMAS, on the raw and on the smoothed scores (calibrated on the EMA of the calibration scores).
+    """
 
     def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> dict[str, np.ndarray]:
         from vae import VAEDetector, ema
+        from vae.adaptive import AdaptiveState, adapt
 
         detector = VAEDetector(window=window, seed=0, alpha=alpha, device="cpu").fit(train)
         prediction = detector.predict(with_lead_in(train, test, window))
         smoothed = ema(prediction.score.astype(np.float64), BETA)
-        return {"": prediction.is_anomaly, " + EMA": smoothed > detector.smoothed_threshold(BETA)}
+        out = {"": prediction.is_anomaly, " + EMA": smoothed > detector.smoothed_threshold(BETA)}
+        raw, smooth = detector.smoothed_calibration(0), detector.smoothed_calibration(BETA)
+        start = AdaptiveState(level=TARGET_FPR)
+        for gamma in GAMMAS if adaptive else ():
+            out[f" + ACI {gamma}"] = adapt(raw, prediction.score, TARGET_FPR, gamma, start)[1].is_anomaly
+            out[f" + EMA + ACI {gamma}"] = adapt(smooth, smoothed, TARGET_FPR, gamma, start)[1].is_anomaly
+        return out
 
     return run
 
@@ -116,7 +131,7 @@ def pyod_peer(name: str) -> Callable[[pd.DataFrame, pd.DataFrame, int], dict[str
 
 
 METHODS = {
-    "ours: VAE hybrid (alpha auto)": ours("auto"),
+    "ours: VAE hybrid (alpha auto)": ours("auto", adaptive=True),
     "ours: VAE reconstruction only": ours(1.0),
     "ours: VAE latent only": ours(0.0),
     "peer: PyOD IForest (flattened windows)": pyod_peer("IForest"),

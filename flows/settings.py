@@ -164,6 +164,13 @@ class ServeSettings(_Section):
     stream_beta: float = Field(
         0.9, ge=0, lt=1, description="EMA weight of the past in /stream's smoothed scores (0: no smoothing)."
     )
+    stream_gamma: float | None = Field(
+        None,
+        gt=0,
+        description="/stream flags against adaptive conformal thresholds with this step size, which hold "
+        "the alert rate at the target when the stream moves; a sustained anomaly is alerted for about "
+        "target / gamma windows (1,000 at a 1% target and 1e-5); unset: a fixed threshold.",
+    )
     max_streams: int = Field(
         10_000, ge=1, description="Streams whose state /stream keeps; the least recently used go first."
     )

@@ -24,7 +24,7 @@ from vae.errors import (
 
 if TYPE_CHECKING:
     from vae.detector import Prediction, VAEDetector
-    from vae.streaming import StreamScores, StreamState, advance
+    from vae.streaming import Adaptive, StreamScores, StreamState, advance
     from vae.timeseries import ema, to_time_steps, windows
     from vae.windowing import Segments
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Prediction": "vae.detector",
     "VAEDetector": "vae.detector",
+    "Adaptive": "vae.streaming",
     "StreamScores": "vae.streaming",
     "StreamState": "vae.streaming",
     "advance": "vae.streaming",
@@ -44,6 +45,7 @@ _LAZY = {
 
 
 __all__ = [
+    "Adaptive",
     "CalibrationError",
     "DetectorConfig",
     "ExportError",

@@ -405,16 +405,22 @@ class VAEDetector:
     def smoothed_threshold(self, beta: float) -> float:
         """Threshold for `ema(scores, beta)` streams, at the same target FPR.
 
-        Calibrated on the EMA of the calibration scores in their order, restarted at each gap between
-        `Segments`, so it suits detectors calibrated on a time-ordered series (window > 1).
-        beta = 0 gives `threshold_`.
+        Calibrated on `smoothed_calibration(beta)`, so it suits detectors calibrated on a time-ordered
+        series (window > 1). beta = 0 gives `threshold_`.
         """
         state = self.state()
         if not beta:
             return state.threshold
+        return conformal_threshold(self.smoothed_calibration(beta), state.threshold_fpr)
+
+    def smoothed_calibration(self, beta: float) -> np.ndarray:
+        """The calibration scores smoothed as a stream is: their EMA in order, restarted at each gap."""
+        state = self.state()
         scores = mixed_scores(state.calibration_terms, state.alpha, state.scorer.combine)
+        if not beta:
+            return scores
         runs = np.split(scores, np.cumsum(state.calibration_runs)[:-1])
-        return conformal_threshold(np.concatenate([ema(run, beta) for run in runs]), state.threshold_fpr)
+        return np.concatenate([ema(run, beta) for run in runs])
 
     def infer_threshold(self, X_normal: Any, fpr: float | None = None) -> float:
         """Recalibrate the threshold (and p-values) on other normal rows, without retraining; returns it.

@@ -3,6 +3,10 @@
 Pure functions over an immutable `StreamState`, so a service can keep one state per stream id and a
 scorer can resume a stream anywhere. Streaming in chunks gives exactly the scores of the whole series at once.
 
+Flags compare the smoothed score with a fixed threshold (`det.smoothed_threshold(beta)`), or with an
+adaptive conformal one (`Adaptive`, `vae/adaptive.py`) that holds the alert rate when the stream moves;
+its level is part of the state.
+
 Example:
     >>> state, threshold = StreamState(), det.smoothed_threshold(0.9)
     >>> state, out = advance(det, state, next_rows, beta=0.9, threshold=threshold)
@@ -16,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from vae.adaptive import AdaptiveState, adapt, level_threshold
 from vae.detector import VAEDetector
 from vae.timeseries import ema
 
@@ -27,13 +32,27 @@ class StreamState:
     tail: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
     smoothed: float | None = None
     steps: int = 0  # observations received so far
+    level: float | None = None  # the adaptive threshold's alert level (None: not adaptive yet)
 
     def rebase(self, detector: VAEDetector) -> StreamState:
-        """The state for another model: the buffer it can still use (same columns), a fresh EMA."""
+        """The state for another model: the buffer it can still use (same columns), a fresh EMA and level."""
         keep, channels = detector.config.window - 1, detector.n_channels_
         usable = keep > 0 and self.tail.shape[1] == channels
         tail = self.tail[len(self.tail) - keep :] if usable else np.empty((0, channels), np.float32)
         return StreamState(tail, None, self.steps)
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """Adaptive conformal flags for a stream: smoothed calibration scores, the rate to hold, the step."""
+
+    calibration: np.ndarray  # `detector.smoothed_calibration(beta)`
+    target: float
+    gamma: float
+
+    def threshold(self, level: float | None) -> float:
+        """The threshold in force at `level` (a new stream starts at the target)."""
+        return level_threshold(np.sort(self.calibration), self.target if level is None else level)
 
 
 @dataclass(frozen=True)
@@ -47,7 +66,12 @@ class StreamScores:
 
 
 def advance(
-    detector: VAEDetector, state: StreamState, observations: Any, beta: float, threshold: float
+    detector: VAEDetector,
+    state: StreamState,
+    observations: Any,
+    beta: float,
+    threshold: float,
+    adaptive: Adaptive | None = None,
 ) -> tuple[StreamState, StreamScores]:
     """Append observations to a stream; score every window they complete.
 
@@ -57,6 +81,7 @@ def advance(
         observations: the next rows of the series, array or DataFrame with the detector's columns.
         beta: EMA weight of the past (0: no smoothing).
         threshold: flag when the smoothed score exceeds it (`detector.smoothed_threshold(beta)`).
+        adaptive: flag against adaptive conformal thresholds instead (`threshold` is then unused).
 
     Raises:
         InputError: rows the detector cannot take (columns, NaN, types).
@@ -66,11 +91,18 @@ def advance(
     steps, window = state.steps + len(rows), detector.config.window
     tail = series[len(series) - window + 1 :] if window > 1 else series[:0]
     if len(series) < window:
-        return StreamState(series, state.smoothed, steps), _no_scores()
+        return StreamState(series, state.smoothed, steps, state.level), _no_scores()
     scores = detector.score(series).astype(np.float64)
     smoothed = ema(scores, beta, state.smoothed)
-    out = StreamScores(np.arange(steps - len(scores), steps), scores, smoothed, smoothed > threshold)
-    return StreamState(tail, float(smoothed[-1]), steps), out
+    level = state.level
+    if adaptive is None:
+        flags = smoothed > threshold
+    else:
+        start = AdaptiveState(adaptive.target if level is None else level)
+        moved, adapted = adapt(adaptive.calibration, smoothed, adaptive.target, adaptive.gamma, start)
+        flags, level = adapted.is_anomaly, moved.level
+    out = StreamScores(np.arange(steps - len(scores), steps), scores, smoothed, flags)
+    return StreamState(tail, float(smoothed[-1]), steps, level), out
 
 
 def _no_scores() -> StreamScores:

@@ -68,7 +68,7 @@ def create_app(settings: Settings, holder: ModelHolder | None = None) -> FastAPI
     cfg = settings.serve
     holder = holder or ModelHolder(registry_of(settings))
     metrics = Metrics(lambda: holder.refresh_failures)
-    streams = StreamBook(cfg.stream_beta, cfg.max_streams)
+    streams = StreamBook(cfg.stream_beta, cfg.max_streams, cfg.stream_gamma)
     workers = anyio.CapacityLimiter(os.cpu_count() or 1)  # scoring threads: one per core
 
     async def off_loop(work: Callable[..., Response], *args: Any) -> Response:

@@ -1,9 +1,10 @@
 """The service's stream states on disk: written when the service stops, read when it starts.
 
 One SQLite file (`serve.streams_file`, default HOME/serve/streams.sqlite) holds each stream's model
-version, buffered observations (float32 bytes and their shape), smoothed score and step count; nothing is
-pickled. A graceful stop (SIGTERM) keeps every stream; a crash loses what changed since the last start.
-One service per file: several processes sharing a file would overwrite each other's streams.
+version, buffered observations (float32 bytes and their shape), smoothed score, step count and adaptive
+threshold level; nothing is pickled. A graceful stop (SIGTERM) keeps every stream; a crash loses what
+changed since the last start. One service per file: several processes sharing a file would overwrite
+each other's streams.
 
 Example:
     >>> save_streams(path, book.snapshot())
@@ -21,7 +22,10 @@ import numpy as np
 from vae import StreamState
 
 Saved = list[tuple[str, str, StreamState]]  # (stream id, model version, state), least recently used first
-_COLUMNS = "stream_id TEXT, version TEXT, tail BLOB, rows INTEGER, cols INTEGER, smoothed REAL, steps INTEGER"
+_COLUMNS = (
+    "stream_id TEXT, version TEXT, tail BLOB, rows INTEGER, cols INTEGER, smoothed REAL, steps INTEGER, "
+    "level REAL"
+)
 
 
 def save_streams(path: Path, streams: Saved) -> None:
@@ -32,9 +36,17 @@ def save_streams(path: Path, streams: Saved) -> None:
     with contextlib.closing(sqlite3.connect(tmp)) as db, db:
         db.execute(f"CREATE TABLE streams ({_COLUMNS})")
         db.executemany(
-            "INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (sid, version, s.tail.astype(np.float32).tobytes(), *s.tail.shape, s.smoothed, s.steps)
+                (
+                    sid,
+                    version,
+                    s.tail.astype(np.float32).tobytes(),
+                    *s.tail.shape,
+                    s.smoothed,
+                    s.steps,
+                    s.level,
+                )
                 for sid, version, s in streams
             ],
         )
@@ -48,6 +60,10 @@ def load_streams(path: Path) -> Saved:
     with contextlib.closing(sqlite3.connect(path)) as db:
         rows = db.execute("SELECT * FROM streams ORDER BY rowid").fetchall()
     return [
-        (sid, version, StreamState(np.frombuffer(tail, np.float32).reshape(n, m).copy(), smoothed, steps))
-        for sid, version, tail, n, m, smoothed, steps in rows
+        (
+            sid,
+            version,
+            StreamState(np.frombuffer(tail, np.float32).reshape(n, m).copy(), smoothed, steps, level),
+        )
+        for sid, version, tail, n, m, smoothed, steps, level in rows
     ]

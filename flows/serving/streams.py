@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flows.adapters.registry import LoadedVersion
-from vae import StreamScores, StreamState, advance
+from vae import Adaptive, StreamScores, StreamState, advance
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,10 @@ class _Turn:
 class StreamBook:
     """Stream id -> (model version, state); the least recently used stream is dropped beyond `max_streams`."""
 
-    def __init__(self, beta: float, max_streams: int) -> None:
-        self.beta, self.max_streams = beta, max_streams
+    def __init__(self, beta: float, max_streams: int, gamma: float | None = None) -> None:
+        self.beta, self.max_streams, self.gamma = beta, max_streams, gamma
         self._states: OrderedDict[str, tuple[str, StreamState]] = OrderedDict()
-        self._thresholds: dict[str, float] = {}  # version -> threshold of smoothed scores
+        self._rules: dict[str, tuple[float, Adaptive | None]] = {}  # version -> how smoothed scores flag
         self._turns: dict[str, _Turn] = {}  # stream id -> its lock, only while calls for it are in flight
         self._lock = threading.Lock()  # guards the three dicts, never held while scoring
 
@@ -61,20 +61,32 @@ class StreamBook:
         with self._turn(stream_id):
             with self._lock:
                 version, state = self._states.get(stream_id, (model.version, StreamState()))
-                threshold = self._thresholds.get(model.version)
+                rule = self._rules.get(model.version)
             if version != model.version:
                 state = state.rebase(detector)
-            if threshold is None:
-                threshold = detector.smoothed_threshold(self.beta)
+            if rule is None:
+                rule = self._rule(model)
                 with self._lock:
-                    self._thresholds[model.version] = threshold
-            state, scores = advance(detector, state, observations, self.beta, threshold)
+                    self._rules[model.version] = rule
+            threshold, adaptive = rule
+            state, scores = advance(detector, state, observations, self.beta, threshold, adaptive)
             with self._lock:
                 self._states[stream_id] = (model.version, state)
                 self._states.move_to_end(stream_id)
                 while len(self._states) > self.max_streams:
                     self._states.popitem(last=False)
-        return StreamUpdate(scores, threshold, state)
+        in_force = threshold if adaptive is None else adaptive.threshold(state.level)
+        return StreamUpdate(scores, in_force, state)
+
+    def _rule(self, model: LoadedVersion) -> tuple[float, Adaptive | None]:
+        """A version's fixed threshold of smoothed scores, and its adaptive rule when `gamma` is set."""
+        detector = model.detector
+        if self.gamma is None:
+            return detector.smoothed_threshold(self.beta), None
+        calibration = detector.smoothed_calibration(self.beta)
+        return detector.smoothed_threshold(self.beta), Adaptive(
+            calibration, detector.threshold_fpr_, self.gamma
+        )
 
     def snapshot(self) -> list[tuple[str, str, StreamState]]:
         """Every stream's (id, model version, state), least recently used first."""

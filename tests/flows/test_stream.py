@@ -26,6 +26,7 @@ from flows.serving.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 from tests.flows.test_serve import gated_app
 from vae import VAEDetector, ema
+from vae.adaptive import AdaptiveState, adapt
 from vae.splits import HoldoutSplit
 from validation.contracts import DataContract
 
@@ -257,17 +258,21 @@ def test_the_stream_book_is_bounded_and_restarts_smoothing_on_a_new_version(pump
     assert update.threshold == pytest.approx(v2.detector.smoothed_threshold(0.5))
 
 
-def test_streams_survive_a_graceful_restart_of_the_service(pump_stack):
+def test_streams_survive_a_graceful_restart_of_the_service_adaptive_level_included(pump_stack):
     settings, lake, dates = pump_stack
+    adaptive = settings.model_copy(update={"serve": settings.serve.model_copy(update={"stream_gamma": 1e-3})})
     champion = registry_of(settings).champion()
     assert champion is not None
     rows = lake.read_window("pump", dates[-1], 1)[list(champion.contract.names)].iloc[:200]
-    with running(create_app(settings), TOKEN) as client:
+    with running(create_app(adaptive), TOKEN) as client:
         before = _stream(client, "pump-restart", rows.iloc[:100], chunks=3)
-    assert settings.streams_file().exists()  # written when the service stopped
-    with running(create_app(settings), TOKEN) as client:  # a new process would read the same file
+    assert adaptive.streams_file().exists()  # written when the service stopped
+    with running(create_app(adaptive), TOKEN) as client:  # a new process would read the same file
         after = _stream(client, "pump-restart", rows.iloc[100:], chunks=3)
-    beta = settings.serve.stream_beta
-    whole = ema(champion.detector.score(rows), beta)
+    beta, detector = settings.serve.stream_beta, champion.detector
+    whole = ema(detector.score(rows), beta)
     assert [r["step"] for r in before + after] == list(range(WINDOW - 1, len(rows)))
     np.testing.assert_allclose([r["smoothed"] for r in before + after], whole, rtol=1e-4)
+    target = detector.threshold_fpr_
+    flags = adapt(detector.smoothed_calibration(beta), whole, target, 1e-3, AdaptiveState(target))[1]
+    assert [r["is_anomaly"] for r in before + after] == flags.is_anomaly.tolist()  # the level was kept
