@@ -19,7 +19,7 @@ part):
 - SKAB's published leaderboard rows, for reference (not rerun).
 
 Run: .venv/bin/python benchmarks/timeseries.py   (writes benchmarks/results/timeseries.md and .json)
-     --skab DIR (default ../shared/datasets/timeseries/skab), --window W (16), --files N (all 34).
+     --skab DIR (default data/timeseries/skab, the shipped copy), --window W (16), --files N (all 34).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 from publish import publish  # noqa: E402
 
-TRAIN_ROWS, TARGET_FPR, BETA = 400, 0.01, 0.9
+from vae.datasets import load_skab, skab_files  # noqa: E402
+from vae.evaluation import series_metrics, series_split  # noqa: E402
+
+TARGET_FPR, BETA = 0.01, 0.9
 GAMMAS = (1e-5, 1e-4, 1e-3)  # ACI step sizes: "keep alerting on a sustained anomaly" ... "hold the budget"
-GROUPS = ("valve1", "valve2", "other")
 PUBLISHED = {  # SKAB's README leaderboard (outlier detection): F1, FAR %, MAR %
     "Conv-AE": (0.78, 13.55, 28.02),
     "MSET": (0.78, 39.73, 14.13),
@@ -53,28 +56,6 @@ PUBLISHED = {  # SKAB's README leaderboard (outlier detection): F1, FAR %, MAR %
     "Vanilla AE": (0.39, 2.59, 75.15),
     "Isolation forest": (0.29, 2.56, 82.89),
 }
-
-
-def experiments(folder: Path, limit: int | None) -> Iterator[tuple[str, pd.DataFrame, np.ndarray]]:
-    """(name, sensor rows in time order, 0/1 anomaly labels) of each SKAB experiment file."""
-    files = [f for group in GROUPS for f in sorted((folder / group).glob("*.csv"), key=lambda p: int(p.stem))]
-    for path in files[:limit]:
-        frame = pd.read_csv(path, sep=";", index_col="datetime", parse_dates=True).sort_index()
-        labels = frame.pop("anomaly").to_numpy(int)
-        frame = frame.drop(columns="changepoint")
-        yield f"{path.parent.name}/{path.stem}", frame, labels
-
-
-def metrics(truth: np.ndarray, flags: np.ndarray) -> dict[str, float]:
-    """SKAB's F1, FAR % and MAR % over all test points."""
-    tp = int((flags & truth).sum())
-    fp, fn = int((flags & ~truth).sum()), int((~flags & truth).sum())
-    f1 = 2 * tp / max(2 * tp + fp + fn, 1)
-    return {
-        "F1": f1,
-        "FAR": 100 * fp / max(int((~truth).sum()), 1),
-        "MAR": 100 * fn / max(int(truth.sum()), 1),
-    }
 
 
 def with_lead_in(train: pd.DataFrame, test: pd.DataFrame, window: int) -> pd.DataFrame:
@@ -141,9 +122,7 @@ METHODS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--skab", type=Path, default=ROOT.parent / "shared" / "datasets" / "timeseries" / "skab"
-    )
+    parser.add_argument("--skab", type=Path, default=ROOT / "data" / "timeseries" / "skab")
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--files", type=int, help="Only the first N files (a smoke test).")
     args = parser.parse_args()
@@ -151,33 +130,36 @@ def main() -> None:
     flags: dict[str, list[np.ndarray]] = {}
     seconds: dict[str, float] = {}
     per_file: dict[str, dict[str, float]] = {}
-    for name, frame, labels in experiments(args.skab, args.files):
-        train, test = frame.iloc[:TRAIN_ROWS], frame.iloc[TRAIN_ROWS:]
-        truth.append(labels[TRAIN_ROWS:].astype(bool))
+    for path in skab_files(args.skab)[: args.files]:
+        series = load_skab(path)
+        name, frame = series.name, series.frame
+        fit_part, scored = series_split(len(frame))
+        train, test = frame.iloc[fit_part], frame.iloc[scored]
+        truth.append(series.labels[scored].astype(bool))
         for method, run in METHODS.items():
             started = time.perf_counter()
             for suffix, flagged in run(train, test, args.window).items():
                 flags.setdefault(method + suffix, []).append(np.asarray(flagged, bool))
-                far = metrics(truth[-1], flags[method + suffix][-1])["FAR"]
+                far = series_metrics(truth[-1], flags[method + suffix][-1]).far
                 per_file.setdefault(method + suffix, {})[name] = far
             seconds[method] = seconds.get(method, 0.0) + time.perf_counter() - started
         print(f"{name}: {len(test)} test points", file=sys.stderr)
     all_truth = np.concatenate(truth)
-    results = {m: metrics(all_truth, np.concatenate(f)) for m, f in flags.items()}
+    results = {m: asdict(series_metrics(all_truth, np.concatenate(f))) for m, f in flags.items()}
     lines = [
         "# time series: SKAB, outlier-detection protocol",
         "",
         f"{len(truth)} files, {len(all_truth):,} test points ({all_truth.mean():.1%} anomalous); first "
-        f"{TRAIN_ROWS} rows of each file train, the rest is scored; windows of {args.window} steps; one "
+        f"400 rows of each file train, the rest is scored; windows of {args.window} steps; one "
         "configuration for all files; label-free thresholds at a 1% target. FAR range: over files.",
         "",
         "| method | F1 | FAR % | MAR % | FAR % per file (min-median-max) |",
         "|---|---|---|---|---|",
     ]
-    for method, r in sorted(results.items(), key=lambda kv: -kv[1]["F1"]):
+    for method, r in sorted(results.items(), key=lambda kv: -kv[1]["f1"]):
         fars = np.array(list(per_file[method].values()))
         spread = f"{fars.min():.0f}-{np.median(fars):.0f}-{fars.max():.0f}"
-        lines.append(f"| {method} | {r['F1']:.3f} | {r['FAR']:.2f} | {r['MAR']:.2f} | {spread} |")
+        lines.append(f"| {method} | {r['f1']:.3f} | {r['far']:.2f} | {r['mar']:.2f} | {spread} |")
     lines += ["", "Published (SKAB's leaderboard, not rerun here):", "", "| algorithm | F1 | FAR % | MAR % |"]
     lines += ["|---|---|---|---|"] + [
         f"| {a} | {f1} | {far} | {mar} |" for a, (f1, far, mar) in PUBLISHED.items()

@@ -48,6 +48,11 @@ class EvaluateSettings(_Section):
         ("cardio", "thyroid", "mammography", "shuttle"),
         description="Shipped tabular sets (data/tabular/*_NAME.npz).",
     )
+    series: tuple[str, ...] = Field(
+        ("*/*.csv",),
+        description="Shipped SKAB experiments, as patterns under data/timeseries/skab (e.g. 'valve1/*.csv').",
+    )
+    window: int = Field(16, ge=2, description="Window length of the detectors fitted on the series.")
     seed: int = Field(0, description="Seed of the train/test split and the detectors.")
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from vae.errors import InputError
 
@@ -72,3 +73,37 @@ def inject_faults(
         rows.append(faulty)
         kinds.append(np.full(rows_per_fault, k))
     return np.concatenate(rows), np.concatenate(kinds)
+
+
+@dataclass(frozen=True)
+class LabelledSeries:
+    """One experiment: sensor readings in time order (a datetime index) and 0/1 labels per step."""
+
+    name: str
+    frame: pd.DataFrame
+    labels: np.ndarray
+
+
+SKAB_GROUPS = ("valve1", "valve2", "other")
+
+
+def skab_files(folder: Path, patterns: tuple[str, ...] = ("*/*.csv",)) -> list[Path]:
+    """SKAB experiment files under `folder` matching `patterns`, in SKAB's order (group, then number)."""
+    found = {path for pattern in patterns for path in folder.glob(pattern) if path.parent.name in SKAB_GROUPS}
+    return sorted(found, key=lambda p: (SKAB_GROUPS.index(p.parent.name), int(p.stem)))
+
+
+def load_skab(path: Path) -> LabelledSeries:
+    """One SKAB experiment file (`;`-separated, a `datetime` column, sensors, `anomaly`, `changepoint`).
+
+    Raises:
+        InputError: the file is missing, unreadable, or lacks the `datetime` or `anomaly` column.
+    """
+    try:
+        frame = pd.read_csv(path, sep=";", index_col="datetime", parse_dates=True).sort_index()
+        labels = frame.pop("anomaly").to_numpy(int)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"cannot read SKAB file {path}: {exc}") from None
+    return LabelledSeries(
+        f"{path.parent.name}/{path.stem}", frame.drop(columns="changepoint", errors="ignore"), labels
+    )

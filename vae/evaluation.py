@@ -63,3 +63,46 @@ def semi_supervised_split(
     half = len(normal) // 2
     test = np.concatenate([normal[half:], np.flatnonzero(y == 1)])
     return X[np.sort(normal[:half])], X[test], y[test]
+
+
+@dataclass(frozen=True)
+class SeriesReport:
+    """SKAB's point-wise metrics over scored steps: F1, false alarms and missed anomalies (in %)."""
+
+    f1: float
+    far: float  # % of normal steps flagged
+    mar: float  # % of anomalous steps not flagged
+    n_steps: int
+    n_anomalous: int
+
+
+def series_metrics(truth: np.ndarray, flags: np.ndarray) -> SeriesReport:
+    """F1, FAR % and MAR % of 0/1 flags against 0/1 labels, step by step (SKAB's outlier protocol).
+
+    Raises:
+        InputError: lengths differ.
+    """
+    truth, flags = np.asarray(truth).astype(bool).ravel(), np.asarray(flags).astype(bool).ravel()
+    if len(truth) != len(flags):
+        raise InputError(f"labels and flags differ in length: {len(truth)}, {len(flags)}")
+    tp, fp, fn = int((flags & truth).sum()), int((flags & ~truth).sum()), int((~flags & truth).sum())
+    return SeriesReport(
+        f1=2 * tp / max(2 * tp + fp + fn, 1),
+        far=100 * fp / max(int((~truth).sum()), 1),
+        mar=100 * fn / max(int(truth.sum()), 1),
+        n_steps=len(truth),
+        n_anomalous=int(truth.sum()),
+    )
+
+
+def series_split(n_steps: int, train_steps: int = 400) -> tuple[slice, slice]:
+    """SKAB's split of one experiment: its first `train_steps` steps train, the rest is scored.
+
+    Raises:
+        InputError: the series leaves nothing to score.
+    """
+    if n_steps <= train_steps:
+        raise InputError(
+            f"a series of {n_steps} steps leaves nothing to score after {train_steps} training steps"
+        )
+    return slice(0, train_steps), slice(train_steps, n_steps)

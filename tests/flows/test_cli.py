@@ -173,11 +173,20 @@ def test_an_unreachable_prefect_api_is_one_line(tmp_path):
     assert out.stdout.strip().startswith("error: the Prefect API at http://127.0.0.1:9/api does not answer:")
 
 
-def test_evaluate_trains_saves_and_prints_a_table(tmp_path):
-    out = _sentinel("evaluate", tmp_path=tmp_path, SENTINEL_EVALUATE__DATASETS='["cardio"]')
+def test_evaluate_trains_saves_and_prints_a_table_for_tables_and_for_skab_series(tmp_path):
+    series = '["valve2/*.csv"]'  # SKAB's four valve2 experiments, shipped in data/timeseries/skab
+    out = _sentinel(
+        "evaluate",
+        tmp_path=tmp_path,
+        SENTINEL_EVALUATE__DATASETS='["cardio"]',
+        SENTINEL_EVALUATE__SERIES=series,
+    )
     assert out.returncode == 0, out.stderr
     assert "AUROC" in out.stdout and "cardio" in out.stdout and "FPR 95% range" in out.stdout
     assert (tmp_path / "home" / "evaluate" / "cardio" / "weights.safetensors").is_file()
+    assert "SKAB (4 experiments" in out.stdout and "MAR %" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.strip("│ ").startswith(("valve2", "all"))]
+    assert len(rows) == 2 and rows[0].split("│")[2].strip() == rows[1].split("│")[2].strip()  # all = valve2
 
 
 def test_evaluate_with_an_unknown_dataset_fails_in_one_line(tmp_path):
