@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from vae.config import DetectorConfig, ModelConfig, ScoreConfig, TrainConfig
 from vae.errors import (
     CalibrationError,
+    ExchangeabilityWarning,
     ExportError,
     InputError,
     ModelFileError,
@@ -48,6 +49,7 @@ __all__ = [
     "Adaptive",
     "CalibrationError",
     "DetectorConfig",
+    "ExchangeabilityWarning",
     "ExportError",
     "InputError",
     "ModelConfig",

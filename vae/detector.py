@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,9 +20,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from vae.calibration import conformal_pvalues, conformal_threshold, realized_fpr_interval
+from vae.calibration import (
+    calibration_drift,
+    conformal_pvalues,
+    conformal_threshold,
+    realized_fpr_interval,
+)
 from vae.config import DetectorConfig
-from vae.errors import InputError, NotFittedError
+from vae.errors import ExchangeabilityWarning, InputError, NotFittedError
 from vae.export import SUFFIX, ExportReport, export_state
 from vae.imputation import impute_rows
 from vae.mixing import auto_alpha, tune_alpha
@@ -157,7 +163,21 @@ class VAEDetector:
             best_epoch=result.best_epoch,
             prefilter=prefilter,
         )
+        self._warn_if_calibration_drifted()
         return self
+
+    def _warn_if_calibration_drifted(self) -> None:
+        """Warn when a time-ordered calibration window drifts within itself (see `calibration_drift_`)."""
+        statistic, drifted = self.calibration_drift_
+        if drifted:
+            warnings.warn(
+                f"the calibration window drifts within itself (KS {statistic:.2f} between its halves): "
+                "new normal rows will not look like it, so the threshold's FPR range "
+                "(fpr_interval) will not hold; calibrate on rows like the future, or use adaptive "
+                "thresholds (vae.adaptive) on streams",
+                ExchangeabilityWarning,
+                stacklevel=3,
+            )
 
     def split_holdout(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
@@ -243,6 +263,17 @@ class VAEDetector:
     def calibration_scores_(self) -> np.ndarray:
         """Scores of the held-out normal samples, sorted ascending."""
         return self.state().calibration_scores
+
+    @property
+    def calibration_drift_(self) -> tuple[float, bool]:
+        """KS between the halves of the calibration scores in time order, and whether that is drift.
+
+        Only a windowed detector calibrates on a time-ordered slice (its newest rows); a random slice of
+        rows has no order to drift along, and reports (0.0, False).
+        """
+        if self.config.window == 1:
+            return 0.0, False
+        return calibration_drift(self.smoothed_calibration(0))
 
     @property
     def threshold_fpr_(self) -> float:

@@ -27,3 +27,7 @@ class ModelFileError(SentinelError, ValueError):
 
 class ExportError(SentinelError, RuntimeError):
     """An export failed, or the exported artifact does not score like the detector."""
+
+
+class ExchangeabilityWarning(UserWarning):
+    """The calibration rows drift within themselves: the threshold's FPR range assumes they do not."""

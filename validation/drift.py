@@ -20,7 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -298,8 +298,14 @@ def assess_drift(
     policy: DriftPolicy,
     seed: int = 0,
     at: datetime | None = None,
+    calibration_drifted: bool = False,
 ) -> DriftVerdict:
     """Feature drift, score drift and alert volume of a (sampled) window, as one verdict.
+
+    The alert-volume test assumes the window's normal scores are exchangeable with the calibration
+    scores; when the alert rate is too high, its reason says why that assumption failed, if it can: the
+    window's scores moved (score drift), or the champion's calibration window drifted within itself at fit
+    (`calibration_drifted`, `VAEDetector.calibration_drift_`).
 
     Args:
         reference_rows: rows the model was trained on (a sample).
@@ -311,12 +317,25 @@ def assess_drift(
         policy: the checks' thresholds.
         seed: seed of the row sampling.
         at: the time the window stands for (its Evidently snapshot's timestamp; default: now).
+        calibration_drifted: the champion's calibration window drifted within itself.
     """
-    return DriftVerdict(
-        feature_drift(reference_rows, window_rows, policy, seed, at),
-        score_drift(reference_scores, window_scores, policy, seed),
-        alert_volume(window_flags, target_fpr, policy, n_calibration=len(reference_scores)),
-    )
+    scores = score_drift(reference_scores, window_scores, policy, seed)
+    alerts = alert_volume(window_flags, target_fpr, policy, n_calibration=len(reference_scores))
+    why = [
+        text
+        for text, applies in (
+            ("the window's scores moved away from the calibration scores", scores.drifted),
+            (
+                "the champion's calibration window drifted within itself when it was fitted",
+                calibration_drifted,
+            ),
+        )
+        if applies
+    ]
+    if alerts.excessive and why:
+        note = "; ".join(why) + ", so the exchangeability behind the target's range does not hold"
+        alerts = replace(alerts, reason=f"{alerts.reason}: {note}")
+    return DriftVerdict(feature_drift(reference_rows, window_rows, policy, seed, at), scores, alerts)
 
 
 def score_snapshot(

@@ -113,6 +113,7 @@ def check_drift(
         settings.monitor.drift,
         settings.detector.seed,
         datetime.combine(as_of, time()),
+        champion.detector.calibration_drift_[1],
     )
 
 

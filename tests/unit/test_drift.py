@@ -161,6 +161,19 @@ def test_one_verdict_combines_the_three_checks(cardio, cardio_scores):
     assert moved.reasons == [part.reason for part in (moved.features, moved.scores) if part.drifted] + [
         moved.alerts.reason
     ]
+    assert moved.scores.drifted and "scores moved away from the calibration scores" in moved.alerts.reason
+    assert "exchangeability" in moved.alerts.reason and "exchangeability" not in stable.alerts.reason
+    drifting = assess_drift(
+        reference,
+        detector.calibration_scores_,
+        pd.DataFrame(mixed, columns=columns),
+        prediction.score,
+        prediction.is_anomaly,
+        detector.threshold_fpr_,
+        POLICY,
+        calibration_drifted=True,
+    )
+    assert "calibration window drifted within itself" in drifting.alerts.reason
 
 
 def test_alert_volume_allows_for_the_randomness_of_a_small_calibration_set():
