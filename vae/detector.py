@@ -39,7 +39,14 @@ from vae.scoring import Scorer
 from vae.state import FittedState, calibrate, mixed_scores
 from vae.timeseries import ema
 from vae.training import EpochStats, train_vae, validation_loss
-from vae.windowing import parts_of, window_counts, windows_of
+from vae.windowing import (
+    parts_of,
+    require_time_order,
+    time_axis,
+    time_column,
+    window_counts,
+    windows_of,
+)
 
 _SCORE_CHUNK = 8192  # rows per scoring step: keeps activations in cache
 
@@ -120,8 +127,10 @@ class VAEDetector:
         """
         cfg = self.config
         parts = parts_of(X)
+        if cfg.window > 1:
+            require_time_order(parts)
         columns = _column_names(parts[0])
-        first = as_matrix(parts[0])
+        first = as_matrix(parts[0], columns=columns)
         check = lambda p: as_matrix(p, columns=columns, n_features=first.shape[1])  # noqa: E731
         rows = [first, *map(check, parts[1:])]
         train, hold = (
@@ -317,7 +326,7 @@ class VAEDetector:
         """
         parts, skip = parts_of(X), self.config.window - 1
         if all(isinstance(p, pd.DataFrame) for p in parts):
-            labels = [p.index[skip:] for p in parts if len(p) > skip]
+            labels = [_labels(p)[skip:] for p in parts if len(p) > skip]
             return labels[0].append(labels[1:]) if labels else pd.Index([])
         starts = np.cumsum([0, *(len(p) for p in parts)])
         return pd.Index(np.concatenate([np.arange(a + skip, b) for a, b in itertools.pairwise(starts)]))
@@ -543,5 +552,15 @@ def _cut(parts: list[np.ndarray], at: int) -> tuple[list[np.ndarray], list[np.nd
     return before, after
 
 
+def _labels(frame: pd.DataFrame) -> pd.Index:
+    """What names a frame's rows: its timestamps when it has a timestamp column, else its index."""
+    times = time_axis(frame)
+    return frame.index if times is None else times
+
+
 def _column_names(X: Any) -> tuple[str, ...] | None:
-    return tuple(str(c) for c in X.columns) if isinstance(X, pd.DataFrame) else None
+    """A frame's feature columns: all but its timestamp column (the time axis)."""
+    if not isinstance(X, pd.DataFrame):
+        return None
+    time = time_column(X)
+    return tuple(str(c) for c in X.columns if str(c) != time)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from vae.errors import InputError
-from vae.windowing import parts_of, windows_of
+from vae.windowing import parts_of, require_time_order, windows_of
 
 
 def as_matrix(
@@ -112,7 +112,10 @@ class Preprocessor:
 
     def check(self, X: Any) -> np.ndarray:
         """The model's raw input samples of X (or of `Segments`): checked rows, or windows for window > 1."""
-        return windows_of([self.observations(p) for p in parts_of(X)], self.window)
+        parts = parts_of(X)
+        if self.window > 1:
+            require_time_order(parts)
+        return windows_of([self.observations(p) for p in parts], self.window)
 
     def standardize(self, samples: np.ndarray) -> np.ndarray:
         """Standardize checked samples (the output of `check`)."""

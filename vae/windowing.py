@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vae.errors import InputError
 
@@ -48,6 +49,55 @@ class Segments:
 def parts_of(X: Any) -> tuple[Any, ...]:
     """The pieces of X: its `Segments` parts, or X itself as the only piece."""
     return X.parts if isinstance(X, Segments) else (X,)
+
+
+def time_column(frame: pd.DataFrame) -> str | None:
+    """The frame's timestamp column, if it has one: its time axis, never a feature.
+
+    One of datetime type, or of text that reads as ISO dates throughout, as a CSV read without
+    `parse_dates` gives (NAB's `timestamp,value`).
+
+    Raises:
+        InputError: several timestamp columns.
+    """
+    found = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    for column in frame.columns:
+        if pd.api.types.is_object_dtype(frame[column]) and _reads_as_dates(frame[column]):
+            found.append(column)
+    if len(found) > 1:
+        raise InputError(
+            f"several timestamp columns {sorted(map(str, found))}: keep the one that orders the rows"
+        )
+    return str(found[0]) if found else None
+
+
+def time_axis(frame: pd.DataFrame) -> pd.Index | None:
+    """The frame's timestamps (as a DatetimeIndex), or None without a timestamp column."""
+    column = time_column(frame)
+    return None if column is None else pd.DatetimeIndex(pd.to_datetime(frame[column], format="ISO8601"))
+
+
+def require_time_order(parts: Iterable[Any]) -> None:
+    """Windows need rows in time order: refuse a frame among `parts` whose timestamp column says otherwise.
+
+    Raises:
+        InputError: rows out of time order (gaps are fine: they stay visible in the timestamps).
+    """
+    for frame in (p for p in parts if isinstance(p, pd.DataFrame)):
+        times = time_axis(frame)
+        if times is not None and not times.is_monotonic_increasing:
+            column = time_column(frame)
+            raise InputError(
+                f"rows are not in time order by their timestamp column {column!r}: sort them first"
+            )
+
+
+def _reads_as_dates(values: pd.Series) -> bool:
+    try:
+        pd.to_datetime(values, format="ISO8601")
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def windows_of(parts: Sequence[np.ndarray], size: int) -> np.ndarray:
