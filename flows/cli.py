@@ -147,13 +147,13 @@ def _run_retrain(
     dataset, _ = _preflight(settings, dataset)
     from flows.console.progress import epoch_bar
     from flows.console.views import outcome_lines, outcome_table
+    from flows.jobs.common import Watchers, watching
     from flows.jobs.retrain import retrain as retrain_flow
 
     console.print("retraining: load and validate the window, train, compare, register", highlight=False)
-    with epoch_bar(console, "training", settings.detector.train.epochs) as on_epoch:
-        outcome = retrain_flow(
-            settings=settings, dataset=dataset, as_of=as_of, window_days=window_days, on_epoch=on_epoch
-        )
+    bar = epoch_bar(console, "training", settings.detector.train.epochs)
+    with bar as on_epoch, watching(Watchers(on_epoch=on_epoch)):
+        outcome = retrain_flow(settings=settings, dataset=dataset, as_of=as_of, window_days=window_days)
     console.print(outcome_table(outcome))
     for line in outcome_lines(outcome):
         console.print(line, highlight=False)
@@ -474,10 +474,11 @@ def _run_score(settings: Settings, dataset: str | None, day: date | None) -> Non
     name, _ = _preflight(settings, dataset)
     from flows.console.progress import count_bar
     from flows.console.views import groups_table
+    from flows.jobs.common import Watchers, watching
     from flows.jobs.score import score_day
 
-    with count_bar(console, "files scored") as on_file:
-        outcome = score_day(settings, name, day, on_file)
+    with count_bar(console, "files scored") as on_file, watching(Watchers(on_step=on_file)):
+        outcome = score_day(settings, name, day)
     console.print(
         f"{outcome.dataset} {outcome.day}: {outcome.n_rows:,} rows scored by version {outcome.version}, "
         f"{outcome.n_alerts:,} alerts\n  scores: {outcome.scores_key}\n  alerts: {outcome.alerts_key}",

@@ -12,7 +12,9 @@ Example:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -26,6 +28,7 @@ from flows.adapters.registry import LoadedVersion, Registry
 from flows.errors import NoChampionError, StoreUnavailableError
 from flows.settings import Settings, load_settings
 from vae import InputError
+from vae.training import EpochStats
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -38,6 +41,38 @@ io_task = task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_transi
 """A task doing I/O through an adapter: retried, and only on errors a retry can fix."""
 Progress = Callable[[int, int, str], None]
 """A job's progress callback: (steps done, steps in all, what was just done)."""
+
+
+@dataclass(frozen=True)
+class Watchers:
+    """Progress callbacks a command hands the flows it runs in its own process.
+
+    Neither flow parameters nor a context variable: Prefect sends both with a flow's tasks, to Dask
+    workers too, and a callback drawing a terminal bar cannot travel. A flow run by a worker has none.
+    """
+
+    on_epoch: Callable[[EpochStats], None] | None = None
+    on_step: Progress | None = None
+
+
+_watchers = [Watchers()]  # the process's current watchers, innermost last
+
+
+def watchers() -> Watchers:
+    """Who listens to the progress of the flows this process runs now (nobody, on a worker)."""
+    return _watchers[-1]
+
+
+@contextmanager
+def watching(listeners: Watchers) -> Iterator[None]:
+    """Let the flows run inside this block report their progress to `listeners`."""
+    _watchers.append(listeners)
+    try:
+        yield
+    finally:
+        _watchers.remove(listeners)
+
+
 pure_task = task(cache_policy=NO_CACHE)
 """A task calling the pure core: never retried (the same input fails the same way), never cached."""
 

@@ -40,7 +40,7 @@ from flows.jobs.candidate import (
     candidate_record,
     save_reference,
 )
-from flows.jobs.common import day_parameter, io_task, job_settings, load_champion, pure_task
+from flows.jobs.common import day_parameter, io_task, job_settings, load_champion, pure_task, watchers
 from flows.jobs.window import SamplePlan, ScannedWindow, derive_contract, require_memory, scan_window
 from flows.settings import Settings
 from vae import DetectorConfig, ExportError, VAEDetector
@@ -168,7 +168,6 @@ def retrain(
     as_of: date | None = None,
     window_days: int | None = None,
     reason: str = "manual",
-    on_epoch: Callable[[EpochStats], None] | None = None,
 ) -> RetrainOutcome:
     """Retrain on the recent clean window and promote the candidate only if every gate passes.
 
@@ -179,7 +178,8 @@ def retrain(
         as_of: the window's last day (default: today).
         window_days: days in the window (default: settings.retrain.window_days).
         reason: why this run started (e.g. the drift verdict that triggered it); tagged `trigger` on the run.
-        on_epoch: called after each training epoch (a progress bar).
+
+    Each training epoch goes to the command's `watchers().on_epoch`, if any (a progress bar).
 
     Raises:
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).
@@ -224,7 +224,7 @@ def retrain(
     )
     warm, start = warm_start_source(champion, contract.names, settings.detector)
     with clock("training"):
-        candidate = train_candidate(data, settings.detector, warm, on_epoch)
+        candidate = train_candidate(data, settings.detector, warm, watchers().on_epoch)
     with clock("export"):
         exports, parity = export_candidate(candidate, data, settings.home / "exports" / run_id)
         reference = save_reference(

@@ -32,7 +32,6 @@ from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake, PartitionFile
 from flows.adapters.registry import LoadedVersion
 from flows.jobs.common import (
-    Progress,
     artifact_key,
     day_parameter,
     io_task,
@@ -40,6 +39,7 @@ from flows.jobs.common import (
     markdown_table,
     pure_task,
     require_champion,
+    watchers,
 )
 from flows.settings import Settings
 from vae.alert_groups import AlertGrouping, group_alerts
@@ -173,10 +173,7 @@ def publish_groups(dataset: str, day: date, version: str, grouping: AlertGroupin
 
 @flow(name="score", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=False)
 def score(
-    settings: Settings | None = None,
-    dataset: str | None = None,
-    day: date | None = None,
-    on_file: Progress | None = None,
+    settings: Settings | None = None, dataset: str | None = None, day: date | None = None
 ) -> ScoreOutcome:
     """Score one day of a dataset with the champion and write scores and alerts to the lake.
 
@@ -184,7 +181,8 @@ def score(
         settings: the configuration (default: read from sentinel.toml and SENTINEL_* variables).
         dataset: dataset folder in the lake (default: settings.retrain.dataset).
         day: the partition to score (default: the newest).
-        on_file: called as each file is scored, with (files done, files, the file's name).
+
+    As each file is scored, the command's `watchers().on_step` (if any) hears (files done, files, its name).
 
     Raises:
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).
@@ -201,6 +199,7 @@ def score(
         score_file.submit(champion, lake, file, [*previous, *files[:k]], settings.score_chunk_rows)
         for k, file in enumerate(files)
     ]
+    on_file = watchers().on_step
     for done, future in enumerate(as_completed(futures), start=1):
         if on_file is not None:
             on_file(done, len(futures), files[futures.index(future)].source)
@@ -228,9 +227,7 @@ def task_runner(settings: Settings) -> TaskRunner:
     return DaskTaskRunner(address=settings.dask_address)
 
 
-def score_day(
-    settings: Settings, dataset: str | None = None, day: date | None = None, on_file: Progress | None = None
-) -> ScoreOutcome:
+def score_day(settings: Settings, dataset: str | None = None, day: date | None = None) -> ScoreOutcome:
     """Run the `score` flow on the task runner the settings ask for (threads, or a Dask cluster).
 
     Raises:
@@ -238,7 +235,7 @@ def score_day(
     """
     flow_run = score.with_options(task_runner=task_runner(settings))
     try:
-        return flow_run(settings=settings, dataset=dataset, day=day, on_file=on_file)
+        return flow_run(settings=settings, dataset=dataset, day=day)
     except OSError as exc:
         if settings.dask_address is None:
             raise

@@ -16,9 +16,13 @@ OPTIONS = {"epochs": 3, "hidden_dims": (8,), "latent_dim": 2, "device": "cpu", "
 
 def _nab_like(n: int = 600, gap_at: int = 300) -> pd.DataFrame:
     """NAB's CSV layout read without parse_dates: text timestamps every 5 minutes, one hour missing."""
-    times = pd.date_range("2014-02-14 14:30:00", periods=n + 12, freq="5min").delete(range(gap_at, gap_at + 12))
+    times = pd.date_range("2014-02-14 14:30:00", periods=n + 12, freq="5min").delete(
+        range(gap_at, gap_at + 12)
+    )
     value = np.sin(np.arange(n) / 20) + np.random.default_rng(0).normal(0, 0.1, n)
-    text = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%d %H:%M:%S"), "value": value}).to_csv(index=False)
+    text = pd.DataFrame({"timestamp": times.strftime("%Y-%m-%d %H:%M:%S"), "value": value}).to_csv(
+        index=False
+    )
     return pd.read_csv(io.StringIO(text))
 
 
