@@ -171,6 +171,8 @@ def retrain(
 ) -> RetrainOutcome:
     """Retrain on the recent clean window and promote the candidate only if every gate passes.
 
+    Each training epoch goes to the command's `watchers().on_epoch`, if any (a progress bar).
+
     Args:
         settings: the configuration (default: read here, from sentinel.toml and SENTINEL_* variables,
             which is what a scheduled run on a worker does).
@@ -178,8 +180,6 @@ def retrain(
         as_of: the window's last day (default: today).
         window_days: days in the window (default: settings.retrain.window_days).
         reason: why this run started (e.g. the drift verdict that triggered it); tagged `trigger` on the run.
-
-    Each training epoch goes to the command's `watchers().on_epoch`, if any (a progress bar).
 
     Raises:
         ValidationFailedError: the window failed a batch-level expectation (nothing is registered).

@@ -177,12 +177,12 @@ def score(
 ) -> ScoreOutcome:
     """Score one day of a dataset with the champion and write scores and alerts to the lake.
 
+    As each file is scored, the command's `watchers().on_step` (if any) hears (files done, files, its name).
+
     Args:
         settings: the configuration (default: read from sentinel.toml and SENTINEL_* variables).
         dataset: dataset folder in the lake (default: settings.retrain.dataset).
         day: the partition to score (default: the newest).
-
-    As each file is scored, the command's `watchers().on_step` (if any) hears (files done, files, its name).
 
     Raises:
         SentinelError: no champion, no partition, or rows the champion cannot score (wrong columns, NaN).

@@ -148,7 +148,7 @@ def test_one_verdict_combines_the_three_checks(cardio, cardio_scores):
 
     mixed = np.vstack([normal[1::2], cardio.X[cardio.y == 1]])
     prediction = detector.predict(mixed)
-    moved = assess_drift(
+    with_anomalies = (
         reference,
         detector.calibration_scores_,
         pd.DataFrame(mixed, columns=columns),
@@ -157,22 +157,14 @@ def test_one_verdict_combines_the_three_checks(cardio, cardio_scores):
         detector.threshold_fpr_,
         POLICY,
     )
+    moved = assess_drift(*with_anomalies)
     assert moved.drifted and moved.alerts.excessive and moved.summary()["verdict"] == "drift"
     assert moved.reasons == [part.reason for part in (moved.features, moved.scores) if part.drifted] + [
         moved.alerts.reason
     ]
     assert moved.scores.drifted and "scores moved away from the calibration scores" in moved.alerts.reason
     assert "exchangeability" in moved.alerts.reason and "exchangeability" not in stable.alerts.reason
-    drifting = assess_drift(
-        reference,
-        detector.calibration_scores_,
-        pd.DataFrame(mixed, columns=columns),
-        prediction.score,
-        prediction.is_anomaly,
-        detector.threshold_fpr_,
-        POLICY,
-        calibration_drifted=True,
-    )
+    drifting = assess_drift(*with_anomalies, calibration_drifted=True)
     assert "calibration window drifted within itself" in drifting.alerts.reason
 
 
