@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -43,25 +44,30 @@ class AlertGrouping:
     labels: np.ndarray
     groups: tuple[AlertGroup, ...]
 
-    def records(self) -> list[dict[str, object]]:
+    def records(self) -> list[dict[str, Any]]:
         """The groups as JSON-ready dicts (examples as text)."""
         return [asdict(g) | {"examples": [str(e) for e in g.examples]} for g in self.groups]
 
     def table(self) -> pd.DataFrame:
         """One line per group: size, drivers (as text), score range, example rows."""
-        return pd.DataFrame(
-            [
-                {
-                    "group": g.group,
-                    "rows": g.size,
-                    "drivers": ", ".join(f"{name} {share:.0%}" for name, share in g.drivers.items()),
-                    "score range": f"{g.score_min:.3g} - {g.score_max:.3g}",
-                    "examples": ", ".join(map(str, g.examples)),
-                }
-                for g in self.groups
-            ],
-            columns=["group", "rows", "drivers", "score range", "examples"],
-        )
+        return groups_frame(self.records())
+
+
+def groups_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One line of text per group, from `AlertGrouping.records()` (or the same read back from JSON)."""
+    return pd.DataFrame(
+        [
+            {
+                "group": g["group"],
+                "rows": g["size"],
+                "drivers": ", ".join(f"{name} {share:.0%}" for name, share in g["drivers"].items()),
+                "score range": f"{g['score_min']:.3g} - {g['score_max']:.3g}",
+                "examples": ", ".join(g["examples"]),
+            }
+            for g in records
+        ],
+        columns=["group", "rows", "drivers", "score range", "examples"],
+    )
 
 
 def contribution_shares(contributions: pd.DataFrame) -> np.ndarray:

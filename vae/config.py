@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Frozen(BaseModel):
@@ -18,12 +18,17 @@ class _Frozen(BaseModel):
 
 
 class ModelConfig(_Frozen):
-    """Architecture of the MLP VAE."""
+    """Architecture of the VAE."""
 
+    encoder: Literal["mlp", "conv"] = Field(
+        "mlp",
+        description="mlp: layers over the flat sample; conv (window > 1 only): 1-D convolutions over the "
+        "window's steps, the decoder mirrors them.",
+    )
     hidden_dims: tuple[int, ...] | None = Field(
         None,
-        description="Encoder widths, the decoder mirrors them; None: (w, w/2), w = max(64, 2*n_features) "
-        "rounded up to a power of two.",
+        description="Encoder widths (conv: channels), the decoder mirrors them; None: mlp (w, w/2), "
+        "w = max(64, 2*n_features) rounded up to a power of two; conv (32, 16).",
     )
     latent_dim: int | None = Field(
         None, ge=1, description="Latent size; None picks min(8, max(2, n_features // 2))."
@@ -35,7 +40,7 @@ class ModelConfig(_Frozen):
 
     def architecture(self, n_features: int) -> tuple[tuple[int, ...], int]:
         """Hidden widths and latent size for `n_features` inputs, filling in the automatic defaults."""
-        width = max(64, 1 << (2 * n_features - 1).bit_length())
+        width = 32 if self.encoder == "conv" else max(64, 1 << (2 * n_features - 1).bit_length())
         hidden = self.hidden_dims or (width, width // 2)
         return hidden, self.latent_dim or min(8, max(2, n_features // 2))
 
@@ -63,7 +68,14 @@ class TrainConfig(_Frozen):
     min_delta: float = Field(1e-4, ge=0, description="Relative validation-loss improvement that counts.")
     grad_clip: float | None = Field(5.0, gt=0, description="Max gradient norm; None disables clipping.")
     val_fraction: float = Field(
-        0.2, gt=0, lt=1, description="Share of X held out for early stopping, normalisation and threshold."
+        0.2, gt=0, lt=1, description="Share of X held out to calibrate the threshold (and nothing else)."
+    )
+    tune_fraction: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="Share of the remaining rows held out for the training decisions: early stopping, "
+        "score normalisation and alpha.",
     )
     noise_std: float = Field(0.0, ge=0, description="Std of Gaussian noise added to standardized inputs.")
     prefilter_fraction: float = Field(
@@ -113,6 +125,12 @@ class DetectorConfig(_Frozen):
     )
     seed: int = Field(0, description="Seed of every random choice (split, init, batches).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
+
+    @model_validator(mode="after")
+    def _temporal_needs_windows(self) -> DetectorConfig:
+        if self.model.encoder == "conv" and self.window == 1:
+            raise ValueError("encoder 'conv' convolves over a window's steps: set window > 1")
+        return self
 
     @classmethod
     def from_flat(cls, **options: Any) -> DetectorConfig:

@@ -113,9 +113,11 @@ class VAEDetector:
         Args:
             X: (n_samples, n_features) normal rows, array or DataFrame; a time-ordered series when
                 `config.window` > 1, or `Segments` of one where rows were dropped.
-            X_val: held-out normal rows; by default a seeded slice of X (its newest rows for window > 1):
-                `val_fraction` of it, raised towards 2/target_fpr samples (up to half of X, or the
-                1/target_fpr - 1 that calibration needs).
+            X_val: calibration rows (normal, held out): they set the threshold and nothing else. By
+                default a seeded slice of X (its newest rows for window > 1): `val_fraction` of it,
+                raised towards 2/target_fpr samples (up to half of X, or the 1/target_fpr - 1 that
+                calibration needs). The training decisions (early stopping, score normalization, alpha)
+                use a tuning slice of the remaining rows (`tune_fraction`), never these.
             warm_start: a fitted detector with the same features and architecture; training starts
                 from its weights and keeps its preprocessing.
             shadow_anomalies: known anomalies used only to choose alpha (when alpha='auto').
@@ -136,7 +138,8 @@ class VAEDetector:
         train, hold = (
             self.split_holdout(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
         )
-        X_train, X_hold = windows_of(train, cfg.window), windows_of(hold, cfg.window)
+        train, tune = self._slice(train, cfg.train.tune_fraction)
+        X_train, X_tune, X_hold = (windows_of(p, cfg.window) for p in (train, tune, hold))
         if len(X_train) < cfg.train.min_rows:
             unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
             raise InputError(f"too few {unit} to fit: {len(X_train)} for training, need {cfg.train.min_rows}")
@@ -150,16 +153,17 @@ class VAEDetector:
         to_t = lambda a: torch.as_tensor(pre.standardize(a), device=device)  # noqa: E731
         # A warm start is already fitted: annealing KL from zero again would undo its latent structure.
         train_cfg = cfg.train if warm_start is None else cfg.train.model_copy(update={"kl_warmup_epochs": 0})
-        result = train_vae(vae, to_t(X_train), to_t(X_hold), train_cfg, cfg.seed, on_epoch)
+        result = train_vae(vae, to_t(X_train), to_t(X_tune), train_cfg, cfg.seed, on_epoch)
 
         scorer = Scorer(vae, pre, cfg.score)
-        terms = torch.stack(scorer.fit_normalization(torch.as_tensor(X_hold)), dim=1).numpy()
+        tuning = torch.stack(scorer.fit_normalization(torch.as_tensor(X_tune)), dim=1).numpy()
         if cfg.score.alpha != "auto":
             alpha = float(cfg.score.alpha)
         elif shadow_anomalies is not None:
-            alpha = tune_alpha(terms, _terms_of(pre, scorer, shadow_anomalies), cfg.score.combine)
+            alpha = tune_alpha(tuning, _terms_of(pre, scorer, shadow_anomalies), cfg.score.combine)
         else:
-            alpha = auto_alpha(terms)
+            alpha = auto_alpha(tuning)
+        terms = _sample_terms(scorer, X_hold)
         scorer = calibrate(scorer, terms, alpha, cfg.target_fpr, cfg.score.threshold_method)  # may raise
         self._state = FittedState(
             preprocessor=pre,
@@ -189,17 +193,29 @@ class VAEDetector:
             )
 
     def split_holdout(self, parts: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Training and held-out rows: a seeded random slice, or the newest rows of a windowed series."""
+        """Training and calibration rows: a seeded random slice, or the newest rows of a windowed series."""
         cfg = self.config
         n = sum(len(p) for p in parts)
         stable, least = math.ceil(2 / cfg.target_fpr) - 1, math.ceil(1 / cfg.target_fpr) - 1
-        n_val = max(math.ceil(cfg.train.val_fraction * n), min(stable, max(n // 2, least)))
-        n_val = max(1, min(n_val + cfg.window - 1, n - cfg.train.min_rows))  # training first
-        if cfg.window > 1:  # windows overlap: a random split would calibrate on copies of training steps
-            return _cut(parts, n - n_val)
+        share = max(cfg.train.val_fraction, min(stable, max(n // 2, least)) / n)
+        return self._slice(parts, share, math.ceil(cfg.train.min_rows / (1 - cfg.train.tune_fraction)) + 1)
+
+    def _slice(
+        self, parts: list[np.ndarray], share: float, keep: int | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The rest (at least `keep` rows, default `min_rows`) and a held-out `share` (one sample or more).
+
+        Seeded random rows, or the newest rows of a windowed series: its windows overlap, and a random
+        split would hold out copies of training steps.
+        """
+        cfg = self.config
+        n = sum(len(p) for p in parts)
+        n_out = max(cfg.window, min(math.ceil(share * n) + cfg.window - 1, n - (keep or cfg.train.min_rows)))
+        if cfg.window > 1:
+            return _cut(parts, n - n_out)
         X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         order = np.random.default_rng(cfg.seed).permutation(n)
-        return [X[np.sort(order[n_val:])]], [X[np.sort(order[:n_val])]]
+        return [X[np.sort(order[n_out:])]], [X[np.sort(order[:n_out])]]
 
     def _initial_model(
         self, X_train: np.ndarray, columns: tuple[str, ...] | None, warm_start: VAEDetector | None
@@ -207,7 +223,7 @@ class VAEDetector:
         m = self.config.model
         n_features = X_train.shape[1]
         hidden, latent = m.architecture(n_features)
-        vae = VAE(n_features, hidden, latent, learn_variance=m.reconstruction == "gaussian_nll")
+        vae = VAE.of(self.config, n_features, hidden, latent)
         if warm_start is None:
             return Preprocessor.fit(X_train, columns, self.config.window), vae
         src = warm_start.state()
@@ -221,13 +237,15 @@ class VAEDetector:
                 f"warm_start was trained on {src_pre.columns or src_pre.n_features} feature(s), "
                 f"X has {columns or n_features}"
             )
-        if (src_vae.hidden_dims, src_vae.latent_dim, warm_start.config.model.reconstruction) != (
-            hidden,
-            latent,
-            m.reconstruction,
-        ):
+        source = (
+            src_vae.kind,
+            src_vae.hidden_dims,
+            src_vae.latent_dim,
+            warm_start.config.model.reconstruction,
+        )
+        if source != (m.encoder, hidden, latent, m.reconstruction):
             raise InputError(
-                "warm_start has a different architecture (hidden_dims, latent_dim or reconstruction)"
+                "warm_start has a different architecture (encoder, hidden_dims, latent_dim or reconstruction)"
             )
         vae.load_state_dict(src_vae.state_dict())
         return src_pre, vae
@@ -533,7 +551,12 @@ def _apply(x_np: np.ndarray, fn: Callable[[torch.Tensor], torch.Tensor], width: 
 
 def _terms_of(pre: Preprocessor, scorer: Scorer, X: Any) -> np.ndarray:
     """Normalized (reconstruction, latent) terms of raw rows, (n_samples, 2)."""
-    return _apply(pre.check(X), lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
+    return _sample_terms(scorer, pre.check(X))
+
+
+def _sample_terms(scorer: Scorer, samples: np.ndarray) -> np.ndarray:
+    """Normalized (reconstruction, latent) terms of checked samples (rows or flat windows), (n, 2)."""
+    return _apply(samples, lambda x: torch.stack(scorer.normalize(*scorer.raw_components(x)), dim=1), 2)
 
 
 def _cut(parts: list[np.ndarray], at: int) -> tuple[list[np.ndarray], list[np.ndarray]]:

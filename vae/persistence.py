@@ -113,13 +113,7 @@ def _rebuild(
     config = DetectorConfig.model_validate(meta["config"])
     columns = tuple(meta["columns"]) if meta["columns"] else None
     pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns, config.window)
-    m = config.model
-    vae = VAE(
-        pre.n_features,
-        tuple(meta["hidden_dims"]),
-        meta["latent_dim"],
-        learn_variance=m.reconstruction == "gaussian_nll",
-    )
+    vae = VAE.of(config, pre.n_features, tuple(meta["hidden_dims"]), meta["latent_dim"])
     vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
     scorer = Scorer(vae, pre, config.score)
     for name, buf in scorer.named_buffers():

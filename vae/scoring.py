@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import copy
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -68,11 +68,66 @@ def mix_terms(r: torch.Tensor, z: torch.Tensor, alpha: torch.Tensor | float, com
     return alpha * r + (1 - alpha) * z
 
 
+class FoldedMLP(nn.Module):
+    """Linear layers applied with functional calls, ReLU after every layer but (optionally) the last."""
+
+    def __init__(self, layers: list[nn.Linear], relu_last: bool) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.relu_last = relu_last
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the stack."""
+        *hidden, last = self.layers  # unpacking, not slicing: a ModuleList slice builds a new module
+        for layer in hidden:
+            x = torch.relu_(_affine(x, layer))
+        x = _affine(x, last)
+        return torch.relu_(x) if self.relu_last else x
+
+
+class Standardized(nn.Module):
+    """A network on standardized samples, taking raw ones in ('in') or giving raw ones out ('out')."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, network: nn.Module, pre: Preprocessor, side: str) -> None:
+        super().__init__()
+        self.network, self.side = network, side
+        self.register_buffer("mean", torch.as_tensor(pre.mean).clone())
+        self.register_buffer("scale", torch.as_tensor(pre.scale).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardize, then apply; or apply, then undo the standardization."""
+        if self.side == "in":
+            return self.network((x - self.mean) / self.scale)
+        return self.network(x) * self.scale + self.mean
+
+
+def _mlp_paths(vae: VAE, pre: Preprocessor) -> tuple[nn.Module, nn.Module]:
+    """Raw rows -> hidden and latent -> raw rows for an MLP, with the scaler folded into the end layers.
+
+    W' = W / s, b' = b - W' m in; W'' = diag(s) W, b'' = s b + m out: no separate standardization pass.
+    """
+    encoder, decoder = (
+        [m for m in _frozen_copy(stack).modules() if isinstance(m, nn.Linear)]
+        for stack in (vae.encoder, vae.decoder)
+    )
+    mean, scale = torch.as_tensor(pre.mean), torch.as_tensor(pre.scale)
+    first, last = encoder[0], decoder[-1]
+    first.weight /= scale
+    first.bias.sub_(first.weight @ mean)
+    last.weight *= scale[:, None]
+    last.bias.mul_(scale).add_(mean)
+    return FoldedMLP(encoder, relu_last=True), FoldedMLP(decoder, relu_last=False)
+
+
 class Scorer(nn.Module):
     """Raw rows in, anomaly scores out. Built from a trained VAE and its preprocessor.
 
-    Layers are kept as plain `nn.Linear` lists and applied with functional calls: on a CPU the per-call
-    overhead of nested modules costs more than the small matmuls themselves.
+    An MLP's layers are applied with functional calls and the scaler folded into them: on a CPU the
+    per-call overhead of nested modules costs more than the small matmuls themselves. A temporal (conv)
+    network cannot fold the scaler (its padding is zero in standardized units), so it standardizes first.
     """
 
     recon_weight: torch.Tensor
@@ -89,19 +144,13 @@ class Scorer(nn.Module):
         self.transform = cfg.transform
         self.combine = cfg.combine
         self.latent_dim = vae.latent_dim
-        linears = [m for m in _frozen_copy(vae).modules() if isinstance(m, nn.Linear)]
-        n_enc = len(vae.encoder) // 2
-        self.encoder = nn.ModuleList(linears[:n_enc])
+        if vae.kind == "mlp":
+            self.encoder, self.decoder = _mlp_paths(vae, pre)
+        else:
+            self.encoder = Standardized(_frozen_copy(vae.encoder), pre, "in")
+            self.decoder = Standardized(_frozen_copy(vae.decoder), pre, "out")
         self.head = _stack_heads(vae.mu, vae.logvar) if cfg.latent_term == "kl" else _frozen_copy(vae.mu)
-        self.decoder = nn.ModuleList(linears[n_enc + 2 :])
-        # Fold the scaler into the first layer and its inverse into the last, so raw rows need no
-        # separate standardization pass: W' = W / s, b' = b - W' m in; W'' = diag(s) W, b'' = s b + m out.
-        mean, scale = torch.as_tensor(pre.mean), torch.as_tensor(pre.scale)
-        first, last = cast(nn.Linear, self.encoder[0]), cast(nn.Linear, self.decoder[-1])
-        first.weight /= scale
-        first.bias.sub_(first.weight @ mean)
-        last.weight *= scale[:, None]
-        last.bias.mul_(scale).add_(mean)
+        scale = torch.as_tensor(pre.scale)
         sigma2 = vae.log_sigma2.detach().cpu().float().exp()
         self.register_buffer("recon_weight", 0.5 / (sigma2 * scale.pow(2)))
         self.register_buffer("latent_center", torch.zeros(()))
@@ -112,10 +161,7 @@ class Scorer(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Posterior mean and (for the 'kl' latent term only) log-variance of raw rows."""
-        h = x
-        for layer in self.encoder:
-            h = torch.relu_(_affine(h, layer))
-        out = _affine(h, self.head)
+        out = _affine(self.encoder(x), self.head)
         if self.latent_term != "kl":
             return out, None
         mu, logvar = out.split(self.latent_dim, dim=1)
@@ -123,11 +169,7 @@ class Scorer(nn.Module):
 
     def decode(self, mu: torch.Tensor) -> torch.Tensor:
         """Reconstruction in raw units."""
-        *hidden, last = self.decoder  # unpacking, not slicing: a ModuleList slice builds a new module
-        h = mu
-        for layer in hidden:
-            h = torch.relu_(_affine(h, layer))
-        return _affine(h, last)
+        return self.decoder(mu)
 
     def raw_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruction NLL at the posterior mean and the raw latent term, each (n_samples,)."""

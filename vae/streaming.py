@@ -46,13 +46,16 @@ class StreamState:
 class Adaptive:
     """Adaptive conformal flags for a stream: smoothed calibration scores, the rate to hold, the step."""
 
-    calibration: np.ndarray  # `detector.smoothed_calibration(beta)`
+    calibration: np.ndarray  # `detector.smoothed_calibration(beta)`; held sorted, sorted once
     target: float
     gamma: float
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calibration", np.sort(np.asarray(self.calibration, dtype=np.float64)))
+
     def threshold(self, level: float | None) -> float:
         """The threshold in force at `level` (a new stream starts at the target)."""
-        return level_threshold(np.sort(self.calibration), self.target if level is None else level)
+        return level_threshold(self.calibration, self.target if level is None else level)
 
 
 @dataclass(frozen=True)

@@ -170,10 +170,13 @@ def groups_table(grouping: AlertGrouping) -> Table:
     table = Table(title="alert groups (alerts whose reconstruction error lies on the same features)")
     for column in ("group", "rows", "drivers", "score range", "top example"):
         table.add_column(column, no_wrap=column != "drivers")
-    for g in grouping.groups:
-        drivers = ", ".join(f"{name} {share:.0%}" for name, share in g.drivers.items())
-        scores = f"{g.score_min:.3g} - {g.score_max:.3g}"
-        table.add_row(str(g.group), f"{g.size:,}", drivers, scores, escape(str(g.examples[0])))
+    from vae.alert_groups import groups_frame  # scikit-learn: only when there are groups to show
+
+    records = grouping.records()
+    for g, (_, line) in zip(records, groups_frame(records).iterrows(), strict=True):
+        table.add_row(
+            str(g["group"]), f"{g['size']:,}", line["drivers"], line["score range"], escape(g["examples"][0])
+        )
     alone = int((grouping.labels == -1).sum())
     table.caption = f"{alone:,} alert(s) in no group (one-offs)" if grouping.groups else "no group found"
     return table

@@ -32,6 +32,7 @@ from flows.jobs.review import sections
 from flows.jobs.review.page import Link, ReviewPage, render
 from flows.jobs.review.sections import DayAlerts
 from flows.settings import Settings
+from vae.alert_groups import groups_frame
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def report(
         history=sections.history_figure(history, span, seen.moves, settings.detector.target_fpr),
         history_table=sections.history_table(history),
         alerts=sections.alerts_line(alerts, len(rows)),
-        groups=sections.groups_table(alerts.groups),
+        groups=groups_frame(alerts.groups),
         latent_map=sections.latent_figure(scorer, reference, rows, alerts, review, settings.detector.seed),
         examples=sections.examples(scorer, rows, alerts, review.examples),
         models=sections.models_table(seen.status, champion, review.candidates),

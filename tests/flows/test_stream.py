@@ -1,4 +1,4 @@
-"""A champion trained on windows of a real series (SKAB's pump): retrain, batch scoring, monitoring, and
+"""A champion trained with the temporal encoder on windows of a real series (SKAB's pump): retrain, batch
 `/stream` over real HTTP, including a stream that outlives a champion swap."""
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ WINDOW, DAYS, TOKEN = 8, 8, "s3cret"
 
 @pytest.fixture(scope="module")
 def pump_stack(tmp_path_factory, pump, prefect_harness):
-    """The pump's run cut into 8 day partitions in time order, champion v1 trained on windows of 8 steps.
+    """The pump's run cut into 8 day partitions in time order, champion v1 trained on windows of 8 steps
+    with the temporal encoder (the MLP's windowed flows are the same code; its windows are tested in unit).
 
     The run wanders between operating levels within minutes, so the alert rate of a model calibrated on
     the first half of a day, measured on its second half, is far from the target: the alert-rate gate is
@@ -45,7 +46,9 @@ def pump_stack(tmp_path_factory, pump, prefect_harness):
     base = fast_settings(tmp_path_factory.mktemp("stream") / "home")
     pump_settings = base.model_copy(
         update={
-            "detector": base.detector.model_copy(update={"window": WINDOW}),
+            "detector": base.detector.model_copy(
+                update={"window": WINDOW, "model": base.detector.model.model_copy(update={"encoder": "conv"})}
+            ),
             "retrain": base.retrain.model_copy(update={"dataset": "pump", "shadow_key": None}),
             "serve": base.serve.model_copy(update={"token": SecretStr(TOKEN), "poll_seconds": 0.2}),
         }
@@ -64,6 +67,7 @@ def test_retrain_calibrates_on_consecutive_rows(pump_stack):
     settings, lake, dates = pump_stack
     champion = registry_of(settings).champion()
     assert champion is not None and champion.detector.config.window == WINDOW
+    assert champion.detector.vae_.kind == "conv"
     newest = lake.read_window("pump", dates[-1], 1)[list(champion.contract.names)]
     calibration_half = newest.iloc[: len(newest) // 2]
     expected = np.sort(champion.detector.score(calibration_half))

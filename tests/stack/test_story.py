@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -354,3 +356,48 @@ def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_r
     assert after["state_type"] == "COMPLETED", after["state"]["message"]
     assert champion_after_crash == champion  # no half-promotion
     assert len(client.search_model_versions(f"name='{MODEL}'")) > versions  # the later runs registered
+
+
+@pytest.mark.parametrize(("part", "stop"), [("mlflow", signal.SIGTERM), ("postgres", signal.SIGINT)])
+def test_a_hand_retrain_rides_out_a_restart_of_the_tracking_server_or_postgres(
+    stack, story, part, stop, tmp_path
+):
+    """The part goes down once the run has started and comes back 10 s later (`sentinel stack up`).
+
+    Stopping PostgreSQL takes both servers' databases away at once. The run completes (the clients
+    retry) or fails in one line; either way it registered at most one version, and the champion is a
+    version whose model loads.
+    """
+    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    before = {r["id"] for r in runs_of(api, "retrain")}
+    command = [sys.executable, "-m", "flows", "retrain"]
+    with (
+        (tmp_path / "stdout").open("w") as stdout,
+        (tmp_path / "stderr").open("w") as stderr,
+        subprocess.Popen(command, cwd=ROOT, env=stack, stdout=stdout, stderr=stderr) as run,
+    ):
+        flow_run = wait_for_run(
+            api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
+        )
+        time.sleep(2)
+        pid = int((Path(stack["SENTINEL_HOME"]) / "stack" / f"{part}.pid").read_text())
+        os.killpg(pid, stop)
+        psutil.Process(pid).wait(timeout=30)
+        time.sleep(10)
+        restarted = sentinel("stack", "up", env=stack)
+        assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-2000:]
+        run.wait(timeout=420)
+    out, err = ((tmp_path / name).read_text() for name in ("stdout", "stderr"))
+    assert "Traceback" not in out + err, (out + err)[-3000:]
+    if run.returncode != 0:  # a clear failure, in one line
+        assert out.strip().splitlines()[-1].startswith("error: "), out[-2000:]
+    candidate = candidate_of(tracking, flow_run["id"])  # asserts one MLflow run, and at most one version
+    if run.returncode == 0:
+        assert candidate is not None, out[-2000:]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    with pointed_at(stack):
+        model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    assert model.metadata.run_id == client.get_model_version(MODEL, champion).run_id
+    history = sentinel("history", "--json", env=stack, timeout=120)
+    assert history.returncode == 0 and json.loads(history.stdout)[-1]["champion"] == champion

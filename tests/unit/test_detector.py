@@ -266,3 +266,16 @@ def test_files_saved_before_the_threshold_was_kept_recompute_it(fitted, tmp_path
     assert VAEDetector.load(folder).threshold_ == fitted.threshold_
     monkeypatch.setattr(calibration, "conformal_threshold", lambda scores, fpr: float(np.max(scores)))
     assert VAEDetector.load(folder).threshold_ == pytest.approx(np.max(fitted.calibration_scores_), rel=1e-6)
+
+
+def test_calibration_rows_set_the_threshold_and_nothing_else(normal_rows, fast_options):
+    train, calibration = normal_rows[:400], normal_rows[400:]
+    shifted = calibration * 1.5 + 0.5  # calibration rows that look nothing like the training rows
+    a = VAEDetector(**fast_options).fit(train, X_val=calibration)
+    b = VAEDetector(**fast_options).fit(train, X_val=shifted)
+    for name, tensor in a.vae_.state_dict().items():  # early stopping chose the same epoch's weights
+        torch.testing.assert_close(b.vae_.state_dict()[name], tensor)
+    for name in ("center", "spread", "latent_center", "alpha"):  # normalization and alpha alike
+        torch.testing.assert_close(getattr(b.state().scorer, name), getattr(a.state().scorer, name))
+    assert b.threshold_ > a.threshold_
+    np.testing.assert_allclose(np.sort(a.score(calibration)), a.calibration_scores_, rtol=1e-5)

@@ -87,23 +87,6 @@ def alerts_line(day: DayAlerts, n_rows: int) -> str:
     )
 
 
-def groups_table(groups: list[dict[str, Any]]) -> pd.DataFrame:
-    """One line per alert group: size, the features that carry its error, score range, examples."""
-    return pd.DataFrame(
-        [
-            {
-                "group": g["group"],
-                "rows": g["size"],
-                "drivers": ", ".join(f"{name} {share:.0%}" for name, share in g["drivers"].items()),
-                "score range": f"{g['score_min']:.3g} - {g['score_max']:.3g}",
-                "examples": ", ".join(g["examples"]),
-            }
-            for g in groups
-        ],
-        columns=["group", "rows", "drivers", "score range", "examples"],
-    )
-
-
 def positions(rows: pd.DataFrame, alerts: pd.DataFrame) -> np.ndarray:
     """Where each alert's row is among the day's rows (-1: not among them)."""
     where = pd.Series(np.arange(len(rows)), index=pd.MultiIndex.from_frame(rows[["_source", "_row"]]))
