@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from flows import runtime
-from flows.errors import NoChampionError, SettingsError, ValidationFailedError
+from flows.errors import NoChampionError, RegistryError, SettingsError, ValidationFailedError
 from flows.settings import LakeSettings, RegistrySettings, Settings, described, load_settings
 from vae.errors import SentinelError
 
@@ -681,6 +681,12 @@ def _guard(action: Callable[[], object]) -> None:
         _fail(exc)
     except SentinelError as exc:
         _fail(exc)
+    except Exception as exc:  # an MLflow call that still failed after its retries and the task's
+        from mlflow.exceptions import MlflowException  # imported only when something failed
+
+        if not isinstance(exc, MlflowException):
+            raise
+        _fail(RegistryError(f"the MLflow server failed after retries: {exc.message.splitlines()[0]}"))
 
 
 def _settings(configure: bool = True) -> Settings:
