@@ -401,3 +401,41 @@ def test_a_retrain_across_a_restart_of_the_tracking_server_or_postgres_ends_clea
     assert loaded is not None and loaded.version == champion
     history = sentinel("history", "--json", env=stack, timeout=120)
     assert history.returncode == 0 and json.loads(history.stdout)[-1]["champion"] == champion
+
+
+def test_a_promotion_by_hand_during_a_retrain_wins_and_the_retrain_moves_nothing(stack, story, tmp_path):
+    """An operator moves the champion while a retrain trains: the retrain's compare-and-set refuses."""
+    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    champion = client.get_model_version_by_alias(MODEL, "champion").version
+    (target,) = extra_versions(client, MODEL, champion, 1)  # the champion's model, registered again
+    before = {r["id"] for r in runs_of(api, "retrain")}
+    with (
+        (tmp_path / "stdout").open("w") as stdout,
+        subprocess.Popen(
+            [sys.executable, "-m", "flows", "retrain"],
+            cwd=ROOT,
+            env=stack | {"COLUMNS": "300"},
+            stdout=stdout,
+        ) as run,
+    ):
+        flow_run = wait_for_run(
+            api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
+        )
+        moved = sentinel("promote", target, "--reason", "by hand during a retrain", env=stack, timeout=120)
+        run.wait(timeout=300)
+    out = (tmp_path / "stdout").read_text()
+    assert moved.returncode == 0, moved.stdout[-2000:] + moved.stderr[-2000:]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == target
+    candidate = candidate_of(tracking, flow_run["id"])
+    assert candidate is not None and not candidate["promoted"], out[-2000:]
+    if not candidate["reasons"]:  # its gates passed: the move was refused by the compare-and-set
+        assert run.returncode == 1 and f"changed from {champion} to {target} while this run trained" in out
+    history = sentinel("history", "--json", env=stack, timeout=120)
+    moves = [m for m in json.loads(history.stdout) if m["state"] == "done"]
+    assert (moves[-1]["action"], moves[-1]["champion"], moves[-1]["replaced"]) == (
+        "override",
+        target,
+        champion,
+    )
+    assert all(b["replaced"] == a["champion"] for a, b in itertools.pairwise(moves))  # no interleaved move
