@@ -316,8 +316,13 @@ def test_eight_operators_promoting_at_once_leave_one_winner_through_the_prefect_
     assert f"sentinel-champion-{MODEL}" in {limit["name"] for limit in limits}  # the lock they shared
 
 
-def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_run_succeeds(stack, story):
-    """The worker and its flow run die at once (SIGKILL, as when the machine goes); later runs still run."""
+@pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
+def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_scheduled_run_succeeds(
+    stack, story, stop
+):
+    """SIGKILL: the worker and its flow run die at once (as when the machine goes), and the heartbeat
+    automation marks the run Crashed. SIGTERM: the worker alone is asked to stop (a deploy, a host shutting
+    down); its run ends one way or another, never left Running. Later scheduled runs still run."""
     api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     champion = client.get_model_version_by_alias(MODEL, "champion").version
@@ -332,12 +337,13 @@ def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_r
         time.sleep(4)  # into the window scan and training, before the model is logged
         pid_file = Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.pid"
         worker = psutil.Process(int(pid_file.read_text()))
-        for process in [*worker.children(recursive=True), worker]:
-            process.kill()
-        crashed = wait_for_run(
-            api, "retrain", lambda r: r["id"] == victim["id"] and r["state_type"] != "RUNNING", seconds=150
+        for process in [*worker.children(recursive=True), worker] if stop == "SIGKILL" else [worker]:
+            process.send_signal(getattr(signal, stop))
+        ended = wait_for_run(
+            api, "retrain", lambda r: r["id"] == victim["id"] and r["state_type"] in FINAL, seconds=150
         )
         champion_after_crash = client.get_model_version_by_alias(MODEL, "champion").version
+        worker.wait(timeout=60)  # gone before `stack up` looks, or it would not be started again
         restarted = sentinel("stack", "up", env=stack)  # brings back the part that is down: the worker
         assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-2000:]
         after = wait_for_run(
@@ -350,11 +356,13 @@ def test_a_worker_killed_mid_training_is_marked_crashed_and_the_next_scheduled_r
     finally:
         pause_schedule(api, retrain["id"])
         _quiet(api)
-    state = crashed["state"]
-    assert crashed["state_type"] == "CRASHED" and "no heartbeat" in state["message"], state
-    assert candidate_of(tracking, victim["id"]) is None  # it died before registering anything
+    state, candidate = ended["state"], candidate_of(tracking, victim["id"])
+    if stop == "SIGKILL":
+        assert ended["state_type"] == "CRASHED" and "no heartbeat" in state["message"], state
+    if ended["state_type"] != "COMPLETED":
+        assert candidate is None, state  # it ended before registering anything
+        assert champion_after_crash == champion  # no half-promotion
     assert after["state_type"] == "COMPLETED", after["state"]["message"]
-    assert champion_after_crash == champion  # no half-promotion
     assert len(client.search_model_versions(f"name='{MODEL}'")) > versions  # the later runs registered
 
 
