@@ -398,8 +398,8 @@ def history(
     Each row has when (UTC), the action, the new champion, the version it replaced, and why (the retrain
     run whose gates passed, or the override's reason). The registry keeps only where an alias points now;
     this ledger is what answers "which version served at that time". An unconfirmed move is in flight
-    or stopped before its end was written; a failed one raised part-way. For either, `sentinel status`
-    shows where the aliases point now.
+    or its process died before its end was written (the next retrain settles it from where the aliases
+    point, noting "reconciled"); a failed one raised part-way, or was settled as not landed.
     --json prints [{at, action, champion, replaced, note, state}].
     """
     settings = _settings()

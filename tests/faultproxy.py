@@ -1,6 +1,8 @@
-"""An HTTP proxy on loopback in front of an S3 server that injects the faults it is told to, in order.
+"""An HTTP proxy on loopback in front of a server (S3, MLflow) injecting the faults it is told to, in order.
 
-Each request takes the next queued fault, or passes through when none is left:
+Each request takes the next fault queued for requests like it (`inject_on`: method and a piece of the
+path), else the next queued for any request (`inject`), or passes through when none is left:
+- ``"pass"``: forwarded as it is (to let a targeted request through before the one to fault);
 - ``"503"`` / ``"500"``: an S3 error answer (SlowDown, InternalError), nothing forwarded;
 - ``"reset"``: the connection is reset without an answer, nothing forwarded;
 - ``"stall"``: no answer for `stall_seconds`, then a reset;
@@ -35,6 +37,7 @@ class FaultProxy:
         self.upstream = urlsplit(upstream).netloc
         self.stall_seconds = stall_seconds
         self.faults: deque[str] = deque()
+        self.targeted: dict[tuple[str, str], deque[str]] = {}  # (method, piece of path) -> faults
         self.seen: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._server = _Server(self)
@@ -45,9 +48,16 @@ class FaultProxy:
         with self._lock:
             self.faults.extend(faults)
 
-    def next_fault(self, method: str) -> str | None:
+    def inject_on(self, method: str, path_piece: str, *faults: str) -> None:
+        """Queue faults for the next `method` requests whose path contains `path_piece`."""
         with self._lock:
-            fault = self.faults.popleft() if self.faults else None
+            self.targeted.setdefault((method, path_piece), deque()).extend(faults)
+
+    def next_fault(self, method: str, path: str) -> str | None:
+        with self._lock:
+            queues = [q for (m, piece), q in self.targeted.items() if m == method and piece in path and q]
+            queue = queues[0] if queues else self.faults
+            fault = queue.popleft() if queue else None
             self.seen.append((method, fault or "pass"))
             return fault
 
@@ -84,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _any(self) -> None:
         body = self._body()
-        fault = self.proxy.next_fault(self.command)
+        fault = self.proxy.next_fault(self.command, self.path)
         if fault in ERRORS:
             code, message = ERRORS[fault]
             xml = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()

@@ -85,22 +85,32 @@ class FoldedMLP(nn.Module):
         return torch.relu_(x) if self.relu_last else x
 
 
-class Standardized(nn.Module):
-    """A network on standardized samples, taking raw ones in ('in') or giving raw ones out ('out')."""
+class _Scaled(nn.Module):
+    """A network beside the scaler's mean and scale, kept as buffers so that exports carry them."""
 
     mean: torch.Tensor
     scale: torch.Tensor
 
-    def __init__(self, network: nn.Module, pre: Preprocessor, side: str) -> None:
+    def __init__(self, network: nn.Module, pre: Preprocessor) -> None:
         super().__init__()
-        self.network, self.side = network, side
+        self.network = network
         self.register_buffer("mean", torch.as_tensor(pre.mean).clone())
         self.register_buffer("scale", torch.as_tensor(pre.scale).clone())
 
+
+class StandardizedInput(_Scaled):
+    """Raw samples in: standardized, then given to the network (an encoder)."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Standardize, then apply; or apply, then undo the standardization."""
-        if self.side == "in":
-            return self.network((x - self.mean) / self.scale)
+        """(x - mean) / scale through the network."""
+        return self.network((x - self.mean) / self.scale)
+
+
+class RawOutput(_Scaled):
+    """The network's standardized output, returned in raw units (a decoder)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output * scale + mean."""
         return self.network(x) * self.scale + self.mean
 
 
@@ -147,8 +157,8 @@ class Scorer(nn.Module):
         if vae.kind == "mlp":
             self.encoder, self.decoder = _mlp_paths(vae, pre)
         else:
-            self.encoder = Standardized(_frozen_copy(vae.encoder), pre, "in")
-            self.decoder = Standardized(_frozen_copy(vae.decoder), pre, "out")
+            self.encoder = StandardizedInput(_frozen_copy(vae.encoder), pre)
+            self.decoder = RawOutput(_frozen_copy(vae.decoder), pre)
         self.head = _stack_heads(vae.mu, vae.logvar) if cfg.latent_term == "kl" else _frozen_copy(vae.mu)
         scale = torch.as_tensor(pre.scale)
         sigma2 = vae.log_sigma2.detach().cpu().float().exp()

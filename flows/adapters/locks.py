@@ -5,9 +5,9 @@ it. Every move (a flow's promotion, `sentinel promote`, `rollback`, a backtest's
 first. Where it lives (`move_lock`):
 
 - with a Prefect server (``prefect_api_url``): a Prefect global concurrency limit of one slot named
-  ``sentinel-champion-<model>``, created on first use. Its slot is leased, so a holder that dies frees it
-  when the lease runs out (`LEASE_SECONDS`); every worker and every `sentinel` command pointed at that
-  server shares it.
+  ``sentinel-champion-<model>``, created on first use. Its slot is leased (renewed while held), so a
+  holder that dies frees it when the lease runs out (`LEASE_SECONDS`); every worker and every `sentinel`
+  command pointed at that server shares it.
 - without one (the embedded default, one machine): a file lock, ``SENTINEL_HOME/locks/<name>.lock``.
 
 Waiting longer than `WAIT_SECONDS` for the lock is a `PromotionConflictError`: nothing was moved.
@@ -31,8 +31,8 @@ from flows.errors import OrchestratorError, PromotionConflictError
 from flows.settings import Settings
 
 MoveLock = Callable[[], AbstractContextManager[None]]
-WAIT_SECONDS = 60.0  # a move takes a few MLflow calls: a minute's wait means a stuck holder
-LEASE_SECONDS = 60.0  # a dead holder's Prefect slot frees itself after this
+LEASE_SECONDS = 60.0  # a dead holder's Prefect slot frees after this (Prefect's shortest lease), renewed
+WAIT_SECONDS = 90.0  # past the lease and the server's 15 s pass that frees it: longer means a stuck holder
 
 
 def move_lock(settings: Settings) -> MoveLock:

@@ -390,6 +390,50 @@ class Registry:
         with self.move_lock():
             self._compare_and_move(version, expected_champion, note, action)
 
+    def reconcile(self) -> list[LedgerEntry]:
+        """Settle the moves whose process died part-way; returns them as settled (empty: nothing open).
+
+        Taken under the move lock, so no live move is open: each open ledger run belongs to a dead
+        holder. One whose champion alias landed is completed (its version tagged, ``previous`` dropped
+        after a rollback) and closed done; one that did not land gets ``previous`` back as it was and is
+        closed failed. Either way its note says it was reconciled. The retrain flow calls this first.
+        """
+        with self.move_lock():
+            champion = self.alias_version(CHAMPION)
+            settled = []
+            for run in self._ledger_runs("attributes.status = 'RUNNING'"):
+                tags = {key.removeprefix("ledger."): value for key, value in run.data.tags.items()}
+                landed = tags["champion"] == champion
+                if landed:
+                    self._finish_move(tags["action"], tags["champion"], tags["replaced"] or None)
+                else:
+                    self._restore_previous(tags.get("previous_before") or None)
+                outcome = "the move had landed" if landed else "the champion had not moved"
+                note = f"{tags['note']} [reconciled: its process stopped part-way; {outcome}]"
+                self.client.set_tag(run.info.run_id, "ledger.note", note[:5000])
+                self.client.set_terminated(run.info.run_id, "FINISHED" if landed else "FAILED")
+                settled.append(_entry(self.client.get_run(run.info.run_id)))
+        return settled
+
+    def _restore_previous(self, version: str | None) -> None:
+        """Point ``previous`` back at `version` (none: drop it), as it was before a move that did not land."""
+        if self.alias_version(PREVIOUS) == version:
+            return
+        if version is None:
+            self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
+        else:
+            self.client.set_registered_model_alias(self.model_name, PREVIOUS, version)
+
+    def _finish_move(self, action: str, champion: str, replaced: str | None) -> None:
+        """The steps after the champion alias moved: idempotent, so a reconciliation can repeat them."""
+        if action == "rollback":
+            if self.alias_version(PREVIOUS) == champion:
+                self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
+            if replaced is not None:
+                self.client.set_model_version_tag(self.model_name, replaced, "rolled_back", "true")
+        else:
+            self.client.set_model_version_tag(self.model_name, champion, "promoted", "true")
+
     def _compare_and_move(self, version: str, expected_champion: str | None, note: str, action: str) -> None:
         """`promote`'s compare-and-set, with the move lock held."""
         current = self.alias_version(CHAMPION)
@@ -404,12 +448,17 @@ class Registry:
             if expected_champion is not None:
                 self.client.set_registered_model_alias(self.model_name, PREVIOUS, expected_champion)
             self.client.set_registered_model_alias(self.model_name, CHAMPION, version)
-            self.client.set_model_version_tag(self.model_name, version, "promoted", "true")
+            self._finish_move(action, version, expected_champion)
 
     @contextmanager
     def _ledger(self, action: str, champion: str, replaced: str | None, note: str) -> Iterator[None]:
-        """Record a champion move around the block that makes it: open before, closed after (or failed)."""
+        """Record a champion move around the block that makes it: open before, closed after (or failed).
+
+        The run also keeps where ``previous`` pointed before, which `reconcile` restores when the process
+        died before the champion moved.
+        """
         tags = {"action": action, "champion": champion, "replaced": replaced or "", "note": note[:5000]}
+        tags["previous_before"] = self.alias_version(PREVIOUS) or ""
         run = self.client.create_run(
             self._experiment_id(self.ledger_experiment),
             run_name=f"{action} v{champion}",
@@ -433,29 +482,26 @@ class Registry:
         Raises:
             RegistryError: the tracking server cannot be read.
         """
+        return [_entry(run) for run in self._ledger_runs()]
+
+    def _ledger_runs(self, where: str = "") -> list[Any]:
+        """The ledger's runs matching `where` (an MLflow filter), oldest first."""
         try:
             experiment = self.client.get_experiment_by_name(self.ledger_experiment)
             if experiment is None:
                 return []
-            runs = self.client.search_runs(
-                [experiment.experiment_id], order_by=["attributes.start_time ASC"], max_results=50_000
+            return list(
+                self.client.search_runs(
+                    [experiment.experiment_id],
+                    where,
+                    order_by=["attributes.start_time ASC"],
+                    max_results=50_000,
+                )
             )
         except MlflowException as exc:
             raise RegistryError(
                 f"cannot read the promotion ledger of {self.model_name}: {exc.message}"
             ) from None
-        states = {"FINISHED": "done", "RUNNING": "unconfirmed"}
-        return [
-            LedgerEntry(
-                at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
-                action=run.data.tags["ledger.action"],
-                champion=run.data.tags["ledger.champion"],
-                replaced=run.data.tags["ledger.replaced"] or None,
-                note=run.data.tags["ledger.note"],
-                state=states.get(run.info.status, "failed"),
-            )
-            for run in runs
-        ]
 
     def override(self, version: str, reason: str, replacing: str | None = None) -> str | None:
         """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
@@ -517,8 +563,7 @@ class Registry:
                 raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
             with self._ledger("rollback", previous, current, f"version {current} rolled back"):
                 self.client.set_registered_model_alias(self.model_name, CHAMPION, previous)
-                self.client.delete_registered_model_alias(self.model_name, PREVIOUS)
-                self.client.set_model_version_tag(self.model_name, current, "rolled_back", "true")
+                self._finish_move("rollback", previous, current)
         return current, previous
 
     def status(self) -> dict[str, Any]:
@@ -574,6 +619,19 @@ def _monitor_summary(run: Any) -> dict[str, Any]:
         "report": tags.get("report"),
         "run_id": run.info.run_id,
     }
+
+
+def _entry(run: Any) -> LedgerEntry:
+    """A ledger run as an entry; a run still open is `unconfirmed`, one closed on an error `failed`."""
+    tags = run.data.tags
+    return LedgerEntry(
+        at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+        action=tags["ledger.action"],
+        champion=tags["ledger.champion"],
+        replaced=tags["ledger.replaced"] or None,
+        note=tags["ledger.note"],
+        state={"FINISHED": "done", "RUNNING": "unconfirmed"}.get(run.info.status, "failed"),
+    )
 
 
 def _run_id(mv: ModelVersion) -> str:

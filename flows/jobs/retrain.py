@@ -149,6 +149,13 @@ def measure(detector: VAEDetector, data: TrainingData) -> tuple[ModelMetrics, di
 
 
 @io_task
+def settle_moves(registry: Registry) -> None:
+    """Settle champion moves a dead process left part-way (`Registry.reconcile`) before reading one."""
+    for entry in registry.reconcile():
+        get_run_logger().warning(f"{entry.action} v{entry.champion}: {entry.note} -> {entry.state}")
+
+
+@io_task
 def register(registry: Registry, record: CandidateRecord, run_name: str) -> tuple[str, str]:
     """Log the candidate run and register its version; a retry finds what an earlier attempt registered."""
     return registry.log_candidate(record, run_name)
@@ -197,6 +204,7 @@ def retrain(
     lake, registry = lake_of(settings), registry_of(settings)
     clock = Stopwatch()
     with clock("registry"):
+        settle_moves(registry)
         champion = load_champion(registry)
     with clock("lake"):
         parts, alerted = list_window(lake, dataset, as_of, window_days)

@@ -223,6 +223,62 @@ def test_a_champion_that_changes_mid_run_is_not_overwritten(champion, monkeypatc
     assert registry.client.get_model_version("vae-sentinel", "3").tags["promoted"] == "false"
 
 
+DIE_INSIDE_A_MOVE = """
+import os, sys
+from pathlib import Path
+from flows.adapters.connect import registry_of
+from flows.settings import Settings
+
+home, call, argument, version, expected = sys.argv[1:]
+registry = registry_of(Settings(home=Path(home)))
+original = getattr(registry.client, call)
+
+def dying(*args, **kwargs):
+    if argument in args:
+        os._exit(9)  # as SIGKILL would: no handler, no ledger close, the file lock freed by the OS
+    return original(*args, **kwargs)
+
+setattr(registry.client, call, dying)
+registry.promote(version, expected, "a move whose process dies")
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "landed"),
+    [("set_registered_model_alias", "champion", False), ("set_model_version_tag", "promoted", True)],
+    ids=["before-the-champion-moved", "after-the-champion-moved"],
+)
+def test_a_process_killed_inside_a_move_is_unconfirmed_until_the_next_run_settles_it(
+    champion, call, argument, landed
+):
+    settings, _, dates, _ = champion
+    lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
+    assert retrain(settings=lenient, as_of=dates[-3]).promoted  # champion 2, previous 1
+    registry = registry_of(settings)
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_INSIDE_A_MOVE, str(settings.home), call, argument, "1", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == 9, died.stderr[-2000:]
+    assert registry.promotions()[-1].state == "unconfirmed"
+    if not landed:  # it had pointed previous at the champion it was replacing
+        assert (registry.alias_version("champion"), registry.alias_version("previous")) == ("2", "2")
+
+    after = retrain(settings=settings, as_of=dates[-2])
+
+    moves = registry.promotions()
+    killed = next(m for m in moves if m.note.startswith("a move whose process dies"))
+    assert killed.state == ("done" if landed else "failed") and "[reconciled:" in killed.note
+    assert all(m.state != "unconfirmed" for m in moves)
+    champion_then, previous_then = ("1", "2") if landed else ("2", "1")  # previous as it was before
+    aliases = registry.alias_version("champion"), registry.alias_version("previous")
+    assert aliases == ((after.version, champion_then) if after.promoted else (champion_then, previous_then))
+    promoted = registry.client.get_model_version("vae-sentinel", "1").tags["promoted"]
+    assert promoted == "true"  # v1 was promoted once anyway; after a landed move it is tagged again
+
+
 def second_threshold(registry, run_id: str) -> float:
     return registry.client.get_run(run_id).data.metrics["candidate_threshold"]
 

@@ -138,6 +138,43 @@ def wait_for_run(
     return found[0]
 
 
+@contextlib.contextmanager
+def retrain_process(
+    env: dict[str, str], folder: Path
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """`sentinel retrain` as its own process, with its flow run once the Prefect server says it runs.
+
+    Its output goes to FOLDER/stdout and FOLDER/stderr (`output` reads them); leaving the block waits
+    for the process.
+    """
+    api = env["SENTINEL_PREFECT_API_URL"]
+    before = {r["id"] for r in runs_of(api, "retrain")}
+    folder.mkdir(parents=True, exist_ok=True)
+    with (
+        (folder / "stdout").open("w") as stdout,
+        (folder / "stderr").open("w") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-m", "flows", "retrain"],
+            cwd=ROOT,
+            env=env | {"COLUMNS": "300"},
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        ) as run,
+    ):
+        yield (
+            run,
+            wait_for_run(
+                api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
+            ),
+        )
+
+
+def output(folder: Path) -> str:
+    """What a `retrain_process` in FOLDER printed, stdout then stderr."""
+    return (folder / "stdout").read_text() + (folder / "stderr").read_text()
+
+
 def candidate_of(tracking_uri: str, flow_run_id: str) -> dict[str, Any] | None:
     """What the retrain flow run registered: version, promoted, failed gate reasons, its run's metrics.
 

@@ -36,8 +36,10 @@ import pytest
 from distributed import Client
 
 from flows.adapters.connect import lake_of, registry_of
+from flows.adapters.lake import Lake
 from flows.console.demo import corrupt_sensor
 from flows.stack.client import free_ports, pause_schedule, pointed_at, set_paused, wait_until
+from tests.faultproxy import FaultProxy
 from tests.races import RACERS, extra_versions, race
 from tests.stack.conftest import (
     FINAL,
@@ -45,6 +47,8 @@ from tests.stack.conftest import (
     ROOT,
     candidate_of,
     deployment,
+    output,
+    retrain_process,
     runs_of,
     sentinel,
     wait_for_run,
@@ -52,6 +56,7 @@ from tests.stack.conftest import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 DATASET = "mammography"
+LENIENT = {"LOSS_TOLERANCE": 10, "RECALL_TOLERANCE": 1, "ALERT_RATE_LOWER": 0, "ALERT_RATE_UPPER": 1000}
 
 
 @dataclass
@@ -157,6 +162,18 @@ def _task_prefixes(address: str) -> list[str]:
 
 def _drift_triggered(run: dict[str, Any]) -> bool:
     return str(run["parameters"].get("reason", "")).startswith("drift:")
+
+
+def _aliases(client: mlflow.MlflowClient) -> tuple[str | None, str | None]:
+    """Where champion and previous point now."""
+    aliases = client.get_registered_model(MODEL).aliases
+    return aliases.get("champion"), aliases.get("previous")
+
+
+def _raw(lake: Lake) -> dict[str, bytes]:
+    """The dataset's raw partition files, as they are now."""
+    keys = [key for key in lake.store.keys(DATASET) if key.startswith(f"{DATASET}/date=")]
+    return {key: lake.store.read(key) for key in keys}
 
 
 def _at(stamp: str) -> datetime:
@@ -376,17 +393,8 @@ def test_a_retrain_across_a_restart_of_the_tracking_server_or_postgres_ends_clea
     retry) or fails in one line; either way it registered at most one version, and the champion is a
     version whose model loads.
     """
-    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
-    before = {r["id"] for r in runs_of(api, "retrain")}
-    command = [sys.executable, "-m", "flows", "retrain"]
-    with (
-        (tmp_path / "stdout").open("w") as stdout,
-        (tmp_path / "stderr").open("w") as stderr,
-        subprocess.Popen(command, cwd=ROOT, env=stack, stdout=stdout, stderr=stderr) as run,
-    ):
-        flow_run = wait_for_run(
-            api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
-        )
+    tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    with retrain_process(stack, tmp_path) as (run, flow_run):
         time.sleep(2)
         pid = int((Path(stack["SENTINEL_HOME"]) / "stack" / f"{part}.pid").read_text())
         os.killpg(pid, stop)
@@ -395,8 +403,8 @@ def test_a_retrain_across_a_restart_of_the_tracking_server_or_postgres_ends_clea
         restarted = sentinel("stack", "up", env=stack)
         assert restarted.returncode == 0, restarted.stdout[-2000:] + restarted.stderr[-2000:]
         run.wait(timeout=420)
-    out, err = ((tmp_path / name).read_text() for name in ("stdout", "stderr"))
-    assert "Traceback" not in out + err, (out + err)[-3000:]
+    out = (tmp_path / "stdout").read_text()
+    assert "Traceback" not in output(tmp_path), output(tmp_path)[-3000:]
     if run.returncode != 0:  # a clear failure, in one line
         assert out.strip().splitlines()[-1].startswith("error: the MLflow server failed after retries"), out
     candidate = candidate_of(tracking, flow_run["id"])  # asserts one MLflow run, and at most one version
@@ -413,23 +421,11 @@ def test_a_retrain_across_a_restart_of_the_tracking_server_or_postgres_ends_clea
 
 def test_a_promotion_by_hand_during_a_retrain_wins_and_the_retrain_moves_nothing(stack, story, tmp_path):
     """An operator moves the champion while a retrain trains: the retrain's compare-and-set refuses."""
-    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     champion = client.get_model_version_by_alias(MODEL, "champion").version
     (target,) = extra_versions(client, MODEL, champion, 1)  # the champion's model, registered again
-    before = {r["id"] for r in runs_of(api, "retrain")}
-    with (
-        (tmp_path / "stdout").open("w") as stdout,
-        subprocess.Popen(
-            [sys.executable, "-m", "flows", "retrain"],
-            cwd=ROOT,
-            env=stack | {"COLUMNS": "300"},
-            stdout=stdout,
-        ) as run,
-    ):
-        flow_run = wait_for_run(
-            api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
-        )
+    with retrain_process(stack, tmp_path) as (run, flow_run):
         moved = sentinel("promote", target, "--reason", "by hand during a retrain", env=stack, timeout=120)
         run.wait(timeout=300)
     out = (tmp_path / "stdout").read_text()
@@ -447,3 +443,77 @@ def test_a_promotion_by_hand_during_a_retrain_wins_and_the_retrain_moves_nothing
         champion,
     )
     assert all(b["replaced"] == a["champion"] for a, b in itertools.pairwise(moves))  # no interleaved move
+
+
+def test_a_retrain_killed_inside_its_champion_move_is_settled_by_the_next_run(stack, story, tmp_path):
+    """The retrain process is killed (SIGKILL) in its promotion, after `previous` moved and while the
+    champion alias write is held at a proxy in front of the MLflow server. The ledger shows the move
+    unconfirmed and the champion has not moved. The next retrain waits out the dead holder's lease on the
+    move lock, settles the move (failed, `previous` put back) and goes on."""
+    tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    before = _aliases(client)
+    lenient = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}
+    with FaultProxy(tracking, stall_seconds=60) as proxy:
+        proxy.inject_on("POST", "/registered-models/alias", "pass", "stall")  # previous, then champion
+        env = stack | lenient | {"SENTINEL_REGISTRY__TRACKING_URI": proxy.url}
+        with retrain_process(env, tmp_path / "killed") as (run, killed):
+            wait_until(lambda: ("POST", "stall") in proxy.seen or run.poll() is not None, 300, "the alias")
+            process = psutil.Process(run.pid)
+            for each in [*process.children(recursive=True), process]:
+                each.kill()
+    assert run.returncode == -signal.SIGKILL, output(tmp_path / "killed")[-3000:]
+    history = json.loads(sentinel("history", "--json", env=stack, timeout=120).stdout)
+    candidate = candidate_of(tracking, killed["id"])
+    assert candidate is not None and not candidate["promoted"]
+    assert (history[-1]["champion"], history[-1]["state"]) == (candidate["version"], "unconfirmed")
+    assert _aliases(client) == (before[0], before[0])  # previous moved, the champion did not
+
+    with retrain_process(stack, tmp_path / "next") as (run, following):
+        run.wait(timeout=400)
+    printed = output(tmp_path / "next")
+    assert run.returncode in (0, 1) and "Traceback" not in printed, printed[-3000:]
+    moves = json.loads(sentinel("history", "--json", env=stack, timeout=120).stdout)
+    settled = next(m for m in moves if m["at"] == history[-1]["at"] and m["champion"] == candidate["version"])
+    assert settled["state"] == "failed" and "[reconciled:" in settled["note"], settled
+    assert all(m["state"] != "unconfirmed" for m in moves)
+    after = candidate_of(tracking, following["id"])
+    assert after is not None
+    assert _aliases(client) == ((after["version"], before[0]) if after["promoted"] else before)
+    with pointed_at(stack) as settings:
+        loaded = registry_of(settings).champion()  # as the service loads it: artifacts and all
+    assert loaded is not None and loaded.version == _aliases(client)[0]
+
+
+def test_s3_faults_between_the_clients_and_the_stacks_s3_server_are_retried_and_leave_whole_objects(
+    stack, story, tmp_path
+):
+    """A fault proxy on loopback between sentinel (and the Dask workers it hands files to) and the stack's
+    S3 server. A retrain reads its window through 503 SlowDown, a 500, a reset connection and an answer
+    that stalls past the timeout; `sentinel score` writes its scores through an upload cut mid-way. Both
+    complete; the raw partitions are unchanged and the scores object is whole."""
+    tracking, today = stack["SENTINEL_REGISTRY__TRACKING_URI"], datetime.now(UTC).date()
+    day = today - timedelta(days=1)
+    with pointed_at(stack) as settings:
+        lake = lake_of(settings)
+        raw = _raw(lake)
+        day_rows = sum(len(lake.read_table(key)) for key in lake.store.keys(f"{DATASET}/date={day}"))
+    with FaultProxy(stack["SENTINEL_LAKE__ENDPOINT_URL"], stall_seconds=5) as proxy:
+        proxy.inject_on("GET", f"{DATASET}/date=", "503", "500", "reset", "stall")
+        env = stack | {"SENTINEL_LAKE__ENDPOINT_URL": proxy.url, "SENTINEL_LAKE__S3_TIMEOUT_SECONDS": "2"}
+        with retrain_process(env, tmp_path) as (run, flow_run):
+            run.wait(timeout=400)
+        printed = output(tmp_path)
+        assert run.returncode in (0, 1) and "Traceback" not in printed, printed[-3000:]
+        assert [fault for _, fault in proxy.seen if fault != "pass"] == ["503", "500", "reset", "stall"]
+        assert candidate_of(tracking, flow_run["id"]) is not None, printed[-3000:]  # read it all, trained
+
+        proxy.inject_on("PUT", f"{DATASET}/_scores/", "cut")
+        scored = sentinel("score", "--date", day.isoformat(), env=env)
+        assert scored.returncode == 0, scored.stdout[-2000:] + scored.stderr[-2000:]
+        assert ("PUT", "cut") in proxy.seen
+    with pointed_at(stack) as settings:
+        lake = lake_of(settings)
+        (key,) = lake.store.keys(f"{DATASET}/_scores/date={day}")
+        assert len(lake.read_table(key)) == day_rows  # whole, not the half that was cut
+        assert _raw(lake) == raw
