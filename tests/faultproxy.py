@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         _abort(self.connection)
 
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
+    do_GET = do_PUT = do_POST = do_PATCH = do_HEAD = do_DELETE = _any
 
 
 def _abort(sock: socket.socket) -> None:

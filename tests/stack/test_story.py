@@ -499,7 +499,7 @@ def test_s3_faults_between_the_clients_and_the_stacks_s3_server_are_retried_and_
         raw = _raw(lake)
         day_rows = sum(len(lake.read_table(key)) for key in lake.store.keys(f"{DATASET}/date={day}"))
     with FaultProxy(stack["SENTINEL_LAKE__ENDPOINT_URL"], stall_seconds=5) as proxy:
-        proxy.inject_on("GET", f"{DATASET}/date=", "503", "500", "reset", "stall")
+        proxy.inject_on("GET", f"/{DATASET}/date", "503", "500", "reset", "stall")  # "=" is sent as %3D
         env = stack | {"SENTINEL_LAKE__ENDPOINT_URL": proxy.url, "SENTINEL_LAKE__S3_TIMEOUT_SECONDS": "2"}
         with retrain_process(env, tmp_path) as (run, flow_run):
             run.wait(timeout=400)
@@ -517,3 +517,52 @@ def test_s3_faults_between_the_clients_and_the_stacks_s3_server_are_retried_and_
         (key,) = lake.store.keys(f"{DATASET}/_scores/date={day}")
         assert len(lake.read_table(key)) == day_rows  # whole, not the half that was cut
         assert _raw(lake) == raw
+
+
+def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stack, story, tmp_path):
+    """A `sentinel retrain` process started while the schedule's run trains on the worker (lenient
+    gates, so it wants to promote). Each registers one version; their moves take the lock in turn, and a
+    run whose champion changed while it trained is refused by the compare-and-set. The ledger's moves
+    chain, and every promoted version is in it."""
+    api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
+    client = mlflow.MlflowClient(tracking, registry_uri=tracking)
+    moves_before = len(json.loads(sentinel("history", "--json", env=stack, timeout=120).stdout))
+    lenient = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}
+    retrain = deployment(api, "retrain")
+    _quiet(api)
+    started = datetime.now(UTC)
+    set_paused(api, retrain["id"], False)
+    try:
+        scheduled_run = wait_for_run(
+            api,
+            "retrain",
+            lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING" and _at(r["start_time"]) > started,
+            seconds=150,
+        )
+        pause_schedule(api, retrain["id"])
+        with retrain_process(stack | lenient, tmp_path) as (run, by_hand):
+            run.wait(timeout=400)
+        ended = wait_for_run(
+            api, "retrain", lambda r: r["id"] == scheduled_run["id"] and r["state_type"] in FINAL, 300
+        )
+    finally:
+        pause_schedule(api, retrain["id"])
+        _quiet(api)
+    printed = output(tmp_path)
+    assert "Traceback" not in printed, printed[-3000:]
+    said = {"scheduled": ended["state"]["message"] or "", "by hand": printed}
+    candidates = {
+        "scheduled": candidate_of(tracking, scheduled_run["id"]),  # one MLflow run, one version each
+        "by hand": candidate_of(tracking, by_hand["id"]),
+    }
+    assert None not in candidates.values(), (said["scheduled"], printed[-2000:])
+    for who, made in candidates.items():
+        if made is not None and not made["promoted"] and not made["reasons"]:  # gates passed, not moved
+            assert "while this run trained" in said[who], (who, said[who][-2000:])
+    moves = json.loads(sentinel("history", "--json", env=stack, timeout=120).stdout)[moves_before:]
+    done = [m for m in moves if m["state"] == "done"]
+    assert all(b["replaced"] == a["champion"] for a, b in itertools.pairwise(done))  # no interleaved move
+    promoted = [made["version"] for made in candidates.values() if made is not None and made["promoted"]]
+    assert sorted(promoted) == sorted(m["champion"] for m in done)  # every promotion is in the ledger
+    if done:
+        assert client.get_model_version_by_alias(MODEL, "champion").version == done[-1]["champion"]
