@@ -48,7 +48,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from publish import publish  # noqa: E402
+from publish import markdown_table, publish  # noqa: E402
 
 from vae.datasets import load_skab, skab_files  # noqa: E402
 from vae.evaluation import series_metrics, series_split  # noqa: E402
@@ -159,6 +159,16 @@ def f1_from_rates(far: float, mar: float, share: float) -> float:
     return 2 * tp / (2 * tp + fp + fn)
 
 
+def rates_table(by_method: dict[str, dict[str, float]]) -> str:
+    """F1, FAR and MAR (and any other figure) per method, best F1 first, as a markdown table."""
+    names = {"f1": "F1", "far": "FAR %", "mar": "MAR %"}
+    rows = [
+        {"method": method} | {names.get(k, k): v for k, v in figures.items() if not k.startswith("n_")}
+        for method, figures in sorted(by_method.items(), key=lambda kv: -kv[1]["f1"])
+    ]
+    return markdown_table(rows, digits=3)
+
+
 def ceiling(truth: np.ndarray, ratio: np.ndarray) -> dict[str, float]:
     """The best F1 with FAR <= FAR_BUDGET over one multiple of every file's own threshold (label-tuned).
 
@@ -262,12 +272,7 @@ def main() -> None:
         f"all of them): {len(every_row):,} rows ({every_row.mean():.1%} anomalous), a row's prediction is "
         f"that of the window it ends, the first {args.window - 1} rows of a file are not flagged:",
         "",
-        "| method | F1 | FAR % | MAR % |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {m} | {r['f1']:.3f} | {r['far']:.2f} | {r['mar']:.2f} |"
-        for m, r in sorted(whole.items(), key=lambda kv: -kv[1]["f1"])
+        rates_table(whole),
     ]
     ceilings = {m: ceiling(all_truth, np.concatenate(r)) for m, r in ratios.items()}
     lines += [
@@ -275,12 +280,7 @@ def main() -> None:
         f"Ceiling at FAR <= {FAR_BUDGET:.0f}% (not a method: one multiple of each file's own threshold, "
         "chosen on all files' labels; no EMA or ACI):",
         "",
-        "| method | multiple | F1 | FAR % | MAR % |",
-        "|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {m} | {c['multiple']:.2f} | {c['f1']:.3f} | {c['far']:.2f} | {c['mar']:.2f} |"
-        for m, c in sorted(ceilings.items(), key=lambda kv: -kv[1]["f1"])
+        rates_table(ceilings),
     ]
     shares = {"test points": all_truth.mean(), "whole files": every_row.mean()}
     lines += [

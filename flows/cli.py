@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from flows import runtime
-from flows.errors import NoChampionError, RegistryError, SettingsError, ValidationFailedError
+from flows.errors import NoChampionError, SettingsError, ValidationFailedError
 from flows.settings import LakeSettings, RegistrySettings, Settings, described, load_settings
 from vae.errors import SentinelError
 
@@ -398,8 +398,8 @@ def history(
     Each row has when (UTC), the action, the new champion, the version it replaced, and why (the retrain
     run whose gates passed, or the override's reason). The registry keeps only where an alias points now;
     this ledger is what answers "which version served at that time". An unconfirmed move is in flight
-    or its process died before its end was written (the next retrain settles it from where the aliases
-    point, noting "reconciled"); a failed one raised part-way, or was settled as not landed.
+    or its process died before its end was written (the next retrain or move settles it from where the
+    aliases point, noting "reconciled"); a failed one raised part-way, or was settled as not landed.
     --json prints [{at, action, champion, replaced, note, state}].
     """
     settings = _settings()
@@ -681,12 +681,6 @@ def _guard(action: Callable[[], object]) -> None:
         _fail(exc)
     except SentinelError as exc:
         _fail(exc)
-    except Exception as exc:  # an MLflow call that still failed after its retries and the task's
-        from mlflow.exceptions import MlflowException  # imported only when something failed
-
-        if not isinstance(exc, MlflowException):
-            raise
-        _fail(RegistryError(f"the MLflow server failed after retries: {exc.message.splitlines()[0]}"))
 
 
 def _settings(configure: bool = True) -> Settings:

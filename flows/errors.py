@@ -17,6 +17,14 @@ class RegistryError(SentinelError):
     """The MLflow registry cannot be reached or holds something unexpected."""
 
 
+class RegistryUnavailableError(RegistryError):
+    """The tracking server did not answer or answered with a server-side error: worth retrying."""
+
+
+class NoReferenceError(RegistryError):
+    """A registered version has no drift reference (it was registered before monitoring existed)."""
+
+
 class NoChampionError(RegistryError):
     """The registered model has no champion yet, so there is nothing to score, monitor or export."""
 

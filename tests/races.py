@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +29,7 @@ class Race:
 def extra_versions(client: MlflowClient, model: str, of: str, count: int) -> list[str]:
     """`count` new versions of `model` registered from version `of`'s model (nothing retrained)."""
     source = client.get_model_version(model, of)
+    mlflow.set_tracking_uri(client.tracking_uri)  # MLflow's SQL registry looks a logged model up there
     # a logged model's URI (models:/m-...) needs its id beside it, and the server's answer may lack it
     logged = source.source.removeprefix("models:/") if source.source.startswith("models:/m-") else None
     made = [

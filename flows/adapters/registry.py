@@ -10,6 +10,9 @@ rollback, adoption) is also a run in the experiment ``<model>-promotions``: the 
 half-way shows as such instead of vanishing. Each move holds the model's move lock (locks.py) from
 reading the champion to moving it: two writers never both pass the compare.
 
+Errors: an MLflow failure comes out of a method as a one-line `RegistryError` naming what it was doing;
+a server-side one (5xx, no answer) as `RegistryUnavailableError`, which the jobs' I/O tasks retry.
+
 Example:
     >>> registry = registry_of(Settings())       # connect.py: the settings' server, its lock (locks.py)
     >>> champion = registry.champion()          # None before the first promotion
@@ -17,16 +20,17 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import mlflow
 import numpy as np
@@ -38,7 +42,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 
 from flows.adapters.locks import MoveLock
-from flows.errors import PromotionConflictError, RegistryError
+from flows.errors import NoReferenceError, PromotionConflictError, RegistryError, RegistryUnavailableError
 from validation.contracts import DataContract
 from validation.gates import Decision
 
@@ -52,6 +56,33 @@ CHAMPION, PREVIOUS = "champion", "previous"
 MODEL_CODE = Path(__file__).with_name("model_code.py")  # the registered model's code
 CORE = Path(__file__).resolve().parents[2] / "vae"  # logged beside it: the model needs nothing else of ours
 DETECTOR_ARTIFACT, CONTRACT_ARTIFACT = "detector", "contract"  # model_code.py reads the detector's key
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+RegistryMethod = Callable[Concatenate["Registry", P], R]
+
+
+def _failure(exc: MlflowException, doing: str) -> RegistryError:
+    """A failed MLflow call as one line; retryable when the server, not the request, failed."""
+    kind = RegistryUnavailableError if exc.get_http_status_code() >= 500 else RegistryError
+    return kind(f"cannot {doing}: {(exc.message or str(exc)).splitlines()[0]}")
+
+
+def _answers(doing: str) -> Callable[[RegistryMethod[P, R]], RegistryMethod[P, R]]:
+    """A method whose MLflow errors come out as `_failure`s; `doing` may name the model as {model}."""
+
+    def wrap(method: RegistryMethod[P, R]) -> RegistryMethod[P, R]:
+        @functools.wraps(method)
+        def call(self: Registry, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return method(self, *args, **kwargs)
+            except MlflowException as exc:
+                raise _failure(exc, doing.format(model=self.model_name)) from exc
+
+        return call
+
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -129,13 +160,14 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 return None
-            raise RegistryError(f"cannot read alias {alias!r} of {self.model_name}: {exc.message}") from None
+            raise _failure(exc, f"read alias {alias!r} of {self.model_name}") from exc
 
     def champion(self) -> LoadedVersion | None:
         """The champion's detector and contract; None before the first promotion."""
         version = self.alias_version(CHAMPION)
         return None if version is None else self.load_version(version)
 
+    @_answers("read which version of {model} served before a day")
     def serving_before(self, day: date, dataset: str) -> str | None:
         """The version that served going into `day`, in data time; None when none had been trained yet.
 
@@ -157,6 +189,7 @@ class Registry:
         before = [(as_of, int(v)) for v, as_of in trained.items() if as_of < day]
         return str(max(before)[1]) if before else None
 
+    @_answers("load a version of {model}")
     def load_version(self, version: str) -> LoadedVersion:
         """Download one registered version and load its detector and contract.
 
@@ -173,10 +206,9 @@ class Registry:
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise RegistryError(f"{self.model_name} has no version {version}") from None
-            raise RegistryError(
-                f"cannot read version {version} of {self.model_name}: {exc.message}"
-            ) from None
+            raise _failure(exc, f"read version {version} of {self.model_name}") from exc
 
+    @_answers("read the monitor runs of {model}")
     def trigger_times(self, experiment: str, since: datetime) -> list[datetime]:
         """When monitor runs of this model triggered a retrain, since `since` (UTC)."""
         runs = self._monitor_runs(
@@ -185,11 +217,13 @@ class Registry:
         )
         return [datetime.fromtimestamp(r.info.start_time / 1000, UTC) for r in runs]
 
+    @_answers("read the monitor runs of {model}")
     def last_monitor(self, experiment: str) -> dict[str, Any] | None:
         """The newest monitor run of this model: when, which version, verdict, reasons, trigger; or None."""
         runs = self._monitor_runs(experiment, "", max_results=1)
         return _monitor_summary(runs[0]) if runs else None
 
+    @_answers("read the monitor runs of {model}")
     def monitor_of(self, experiment: str, dataset: str, day: date) -> dict[str, Any] | None:
         """The newest monitor run of `dataset` whose window ended on `day`, or None.
 
@@ -203,6 +237,7 @@ class Registry:
             summary = Path(self._download(f"runs:/{runs[0].info.run_id}/report/summary.json", tmp))
             return _monitor_summary(runs[0]) | {"summary": json.loads(summary.read_text())}
 
+    @_answers("read a run of {model}")
     def run_link(self, run_id: str) -> str:
         """Where a person opens a run: its page on a tracking server, else the run id and the store."""
         run = self.client.get_run(run_id)
@@ -210,6 +245,7 @@ class Registry:
             return f"{self.tracking_uri.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
         return f"run {run_id} in {self.tracking_uri} (mlflow ui --backend-store-uri {self.tracking_uri})"
 
+    @_answers("log a review page of {model}")
     def log_review(self, dataset: str, day: date, page: Path) -> str:
         """Log a review page as the artifact of a run in the model's review experiment; returns its run id."""
         tags = {"model_name": self.model_name, "dataset": dataset, "day": day.isoformat()}
@@ -246,6 +282,7 @@ class Registry:
         return Path(self._download(f"models:/{self.model_name}/{mv.version}", dst))
 
     # ------------------------------------------------------------ writes
+    @_answers("log and register a candidate of {model}")
     def log_candidate(self, record: CandidateRecord, run_name: str) -> tuple[str, str]:
         """Log the candidate as a run and register it as a new version; returns (run_id, version).
 
@@ -314,6 +351,7 @@ class Registry:
         self.client.set_model_version_tag(self.model_name, version, "gate_report", report)
         self.client.set_model_version_tag(self.model_name, version, "promoted", "false")
 
+    @_answers("log a monitor run of {model}")
     def log_monitor(self, version: str, experiment: str, record: MonitorRecord) -> str:
         """Log a monitor run against a registered version; returns its run id.
 
@@ -352,6 +390,7 @@ class Registry:
             return str(experiment.experiment_id)
         return self.client.create_experiment(name, artifact_location=self.artifact_location)
 
+    @_answers("load the drift reference of a version of {model}")
     def load_reference(self, version: str) -> tuple[pd.DataFrame, np.ndarray]:
         """A version's drift reference: sampled training rows and held-out normal scores.
 
@@ -360,7 +399,7 @@ class Registry:
         """
         run_id = _run_id(self.client.get_model_version(self.model_name, version))
         if not self.client.list_artifacts(run_id, "reference"):
-            raise RegistryError(
+            raise NoReferenceError(
                 f"version {version} of {self.model_name} has no drift reference (reference/ in run "
                 f"{run_id}); retrain to register a version that has one"
             )
@@ -370,11 +409,13 @@ class Registry:
             scores = pd.read_parquet(folder / "scores.parquet")["score"].to_numpy()
         return rows, scores
 
+    @_answers("attach an export to a version of {model}")
     def log_export(self, version: str, path: Path) -> None:
         """Attach an exported artifact to the run of a registered version (under export/)."""
         run_id = self.client.get_model_version(self.model_name, version).run_id
         self.client.log_artifact(run_id, str(path), "export")
 
+    @_answers("move the champion of {model}")
     def promote(
         self, version: str, expected_champion: str | None, note: str, action: str = "promote"
     ) -> None:
@@ -390,29 +431,35 @@ class Registry:
         with self.move_lock():
             self._compare_and_move(version, expected_champion, note, action)
 
+    @_answers("settle the champion moves of {model}")
     def reconcile(self) -> list[LedgerEntry]:
         """Settle the moves whose process died part-way; returns them as settled (empty: nothing open).
 
         Taken under the move lock, so no live move is open: each open ledger run belongs to a dead
         holder. One whose champion alias landed is completed (its version tagged, ``previous`` dropped
         after a rollback) and closed done; one that did not land gets ``previous`` back as it was and is
-        closed failed. Either way its note says it was reconciled. The retrain flow calls this first.
+        closed failed. Either way its note says it was reconciled. The retrain flow calls this first, and
+        every move does the same before its compare-and-set.
         """
         with self.move_lock():
-            champion = self.alias_version(CHAMPION)
-            settled = []
-            for run in self._ledger_runs("attributes.status = 'RUNNING'"):
-                tags = {key.removeprefix("ledger."): value for key, value in run.data.tags.items()}
-                landed = tags["champion"] == champion
-                if landed:
-                    self._finish_move(tags["action"], tags["champion"], tags["replaced"] or None)
-                else:
-                    self._restore_previous(tags.get("previous_before") or None)
-                outcome = "the move had landed" if landed else "the champion had not moved"
-                note = f"{tags['note']} [reconciled: its process stopped part-way; {outcome}]"
-                self.client.set_tag(run.info.run_id, "ledger.note", note[:5000])
-                self.client.set_terminated(run.info.run_id, "FINISHED" if landed else "FAILED")
-                settled.append(_entry(self.client.get_run(run.info.run_id)))
+            return self._settle()
+
+    def _settle(self) -> list[LedgerEntry]:
+        """`reconcile`, with the move lock held."""
+        champion = self.alias_version(CHAMPION)
+        settled = []
+        for run in self._ledger_runs("attributes.status = 'RUNNING'"):
+            tags = {key.removeprefix("ledger."): value for key, value in run.data.tags.items()}
+            landed = tags["champion"] == champion
+            if landed:
+                self._finish_move(tags["action"], tags["champion"], tags["replaced"] or None)
+            else:
+                self._restore_previous(tags.get("previous_before") or None)
+            outcome = "the move had landed" if landed else "the champion had not moved"
+            note = f"{tags['note']} [reconciled: its process stopped part-way; {outcome}]"
+            self.client.set_tag(run.info.run_id, "ledger.note", note[:5000])
+            self.client.set_terminated(run.info.run_id, "FINISHED" if landed else "FAILED")
+            settled.append(_entry(self.client.get_run(run.info.run_id)))
         return settled
 
     def _restore_previous(self, version: str | None) -> None:
@@ -435,7 +482,8 @@ class Registry:
             self.client.set_model_version_tag(self.model_name, champion, "promoted", "true")
 
     def _compare_and_move(self, version: str, expected_champion: str | None, note: str, action: str) -> None:
-        """`promote`'s compare-and-set, with the move lock held."""
+        """`promote`'s compare-and-set, with the move lock held; moves a dead process left open go first."""
+        self._settle()
         current = self.alias_version(CHAMPION)
         resuming = current == version and self.alias_version(PREVIOUS) == expected_champion
         if current != expected_champion and not resuming:
@@ -499,10 +547,9 @@ class Registry:
                 )
             )
         except MlflowException as exc:
-            raise RegistryError(
-                f"cannot read the promotion ledger of {self.model_name}: {exc.message}"
-            ) from None
+            raise _failure(exc, f"read the promotion ledger of {self.model_name}") from exc
 
+    @_answers("promote a version of {model} by hand")
     def override(self, version: str, reason: str, replacing: str | None = None) -> str | None:
         """Promote `version` by hand, whatever its gates said; returns the champion it replaced.
 
@@ -529,6 +576,7 @@ class Registry:
             self._compare_and_move(version, expected, reason.strip(), "override")
         return expected
 
+    @_answers("adopt a version into {model}")
     def adopt(self, source: Registry, version: str) -> str:
         """Register `source`'s version here, unchanged, and make it this registry's champion.
 
@@ -551,6 +599,7 @@ class Registry:
         self.promote(here, self.alias_version(CHAMPION), f"copy of {origin}", action="adopt")
         return here
 
+    @_answers("roll back the champion of {model}")
     def rollback(self) -> tuple[str, str]:
         """Point ``champion`` back at ``previous`` (and drop ``previous``); returns (from, to) versions.
 
@@ -558,6 +607,7 @@ class Registry:
             RegistryError: there is no previous champion to go back to.
         """
         with self.move_lock():
+            self._settle()
             current, previous = self.alias_version(CHAMPION), self.alias_version(PREVIOUS)
             if current is None or previous is None:
                 raise RegistryError(f"nothing to roll back to: {self.model_name} has no previous champion")
@@ -571,7 +621,7 @@ class Registry:
         try:
             versions = self.client.search_model_versions(f"name='{self.model_name}'")
         except MlflowException as exc:
-            raise RegistryError(f"cannot list versions of {self.model_name}: {exc.message}") from None
+            raise _failure(exc, f"list versions of {self.model_name}") from exc
         rows = []
         for mv in sorted(versions, key=lambda v: int(v.version)):
             gates = {g.pop("name"): g for g in json.loads(mv.tags.get("gate_report", "[]"))}

@@ -20,12 +20,11 @@ from typing import Any
 
 import pandas as pd
 import torch
-from mlflow.exceptions import MlflowException
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from flows.adapters.registry import LoadedVersion, Registry
-from flows.errors import NoChampionError, StoreUnavailableError
+from flows.errors import NoChampionError, RegistryUnavailableError, StoreUnavailableError
 from flows.settings import Settings, load_settings
 from vae import InputError
 from vae.training import EpochStats
@@ -34,7 +33,7 @@ from vae.training import EpochStats
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry only errors that a second try can fix: an unreachable store or registry."""
     exc = state.result(raise_on_failure=False)
-    return isinstance(exc, StoreUnavailableError | MlflowException | ConnectionError)
+    return isinstance(exc, StoreUnavailableError | RegistryUnavailableError | ConnectionError)
 
 
 io_task = task(retries=2, retry_delay_seconds=[1, 5], retry_condition_fn=_transient, cache_policy=NO_CACHE)

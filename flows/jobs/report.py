@@ -26,7 +26,7 @@ from prefect.artifacts import create_link_artifact
 from flows.adapters.connect import lake_of, registry_of
 from flows.adapters.lake import Lake
 from flows.adapters.registry import LedgerEntry, LoadedVersion, Registry
-from flows.errors import RegistryError
+from flows.errors import NoReferenceError
 from flows.jobs.common import artifact_key, day_parameter, io_task, job_settings, load_champion
 from flows.jobs.review import sections
 from flows.jobs.review.page import Link, ReviewPage, render
@@ -110,7 +110,7 @@ def load_reference_rows(registry: Registry, version: str) -> pd.DataFrame | None
     """The version's sampled training rows (its drift reference), or None when it has none."""
     try:
         return registry.load_reference(version)[0]
-    except RegistryError:
+    except NoReferenceError:
         return None
 
 

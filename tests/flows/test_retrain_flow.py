@@ -23,7 +23,12 @@ from flows.adapters.connect import registry_of
 from flows.adapters.lake import Lake, open_store
 from flows.adapters.manifest import code_hash, device_name
 from flows.console.demo import demo_data, seed_lake
-from flows.errors import PromotionConflictError, RegistryError, ValidationFailedError
+from flows.errors import (
+    PromotionConflictError,
+    RegistryError,
+    RegistryUnavailableError,
+    ValidationFailedError,
+)
 from flows.jobs.retrain import retrain
 from tests.flows.conftest import TODAY, fast_settings, with_gates
 
@@ -183,13 +188,13 @@ def test_status_rollback_and_compare_and_set(champion, monkeypatch):
         raise MlflowException("503 from the tracking server")
 
     monkeypatch.setattr(registry.client, "set_registered_model_alias", server_error)
-    with pytest.raises(MlflowException, match="503"):
+    with pytest.raises(RegistryUnavailableError, match="cannot move the champion of vae-sentinel: 503"):
         registry.promote("2", expected_champion="1", note="test")
     monkeypatch.undo()
     assert registry.promotions()[-1].state == "failed" and registry.alias_version("champion") == "1"
 
     monkeypatch.setattr(registry.client, "set_model_version_tag", server_error)  # fails after both aliases
-    with pytest.raises(MlflowException, match="503"):
+    with pytest.raises(RegistryUnavailableError, match="cannot move the champion of vae-sentinel: 503"):
         registry.promote("2", expected_champion="1", note="test")
     monkeypatch.undo()
     assert registry.alias_version("champion") == "2"  # moved part-way: the flow's retry must finish it

@@ -7,8 +7,11 @@ runs its chunks on the stack's Dask workers and writes scores and alerts to S3; 
 in a new day, the monitor's schedule fires on it, and its drift-triggered retrain runs through the
 retrain deployment on the worker, excluding the alerted rows, while a second trigger waits for the
 concurrency slot; the gates refuse both with reasons; `sentinel status`, `history` and `backtest` read
-all of it from the servers. Then eight operators promote at once through the Prefect-held move lock, and
-a worker is killed with its flow run mid-training.
+all of it from the servers. Then the faults of issue 17, each against the running stack: eight operators
+promoting at once through the Prefect-held move lock, a worker killed or stopped mid-training, the MLflow
+server or PostgreSQL restarted during a retrain, a promotion by hand during a retrain, a retrain killed
+inside its champion move, S3 faults through a proxy in front of the stack's S3 server, and a retrain by
+hand beside a scheduled one.
 """
 
 from __future__ import annotations
@@ -406,7 +409,7 @@ def test_a_retrain_across_a_restart_of_the_tracking_server_or_postgres_ends_clea
     out = (tmp_path / "stdout").read_text()
     assert "Traceback" not in output(tmp_path), output(tmp_path)[-3000:]
     if run.returncode != 0:  # a clear failure, in one line
-        assert out.strip().splitlines()[-1].startswith("error: the MLflow server failed after retries"), out
+        assert out.strip().splitlines()[-1].startswith("error: cannot "), out  # what it was doing, and why
     candidate = candidate_of(tracking, flow_run["id"])  # asserts one MLflow run, and at most one version
     if run.returncode == 0:
         assert candidate is not None, out[-2000:]
