@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import mlflow
 import numpy as np
 import pandas as pd
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 from mlflow.entities.model_registry import ModelVersion
@@ -63,10 +64,18 @@ R = TypeVar("R")
 RegistryMethod = Callable[Concatenate["Registry", P], R]
 
 
-def _failure(exc: MlflowException, doing: str) -> RegistryError:
-    """A failed MLflow call as one line; retryable when the server, not the request, failed."""
-    kind = RegistryUnavailableError if exc.get_http_status_code() >= 500 else RegistryError
-    return kind(f"cannot {doing}: {(exc.message or str(exc)).splitlines()[0]}")
+def _failure(exc: MlflowException | requests.RequestException, doing: str) -> RegistryError:
+    """A failed MLflow call as one line; retryable when the server, not the request, failed.
+
+    MLflow's REST calls raise MlflowException; its artifact transfers through the server raise requests'
+    errors (no answer, or an HTTP error status).
+    """
+    if isinstance(exc, MlflowException):
+        status, text = exc.get_http_status_code(), exc.message or str(exc)
+    else:
+        status, text = (500 if exc.response is None else exc.response.status_code), str(exc)
+    kind = RegistryUnavailableError if status >= 500 else RegistryError
+    return kind(f"cannot {doing}: {text.splitlines()[0]}")
 
 
 def _answers(doing: str) -> Callable[[RegistryMethod[P, R]], RegistryMethod[P, R]]:
@@ -77,7 +86,7 @@ def _answers(doing: str) -> Callable[[RegistryMethod[P, R]], RegistryMethod[P, R
         def call(self: Registry, *args: P.args, **kwargs: P.kwargs) -> R:
             try:
                 return method(self, *args, **kwargs)
-            except MlflowException as exc:
+            except (MlflowException, requests.RequestException) as exc:
                 raise _failure(exc, doing.format(model=self.model_name)) from exc
 
         return call

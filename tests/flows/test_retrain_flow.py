@@ -14,9 +14,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 import torch
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import flows.jobs.retrain
 from flows.adapters.connect import registry_of
@@ -226,6 +228,35 @@ def test_a_champion_that_changes_mid_run_is_not_overwritten(champion, monkeypatc
         retrain(settings=lenient, as_of=dates[-3])
     assert registry.alias_version("champion") == "2"
     assert registry.client.get_model_version("vae-sentinel", "3").tags["promoted"] == "false"
+
+
+def _http_error(status: int) -> requests.HTTPError:
+    response = requests.Response()
+    response.status_code = status
+    return requests.HTTPError(f"{status} from the artifact store", response=response)
+
+
+@pytest.mark.parametrize(
+    ("failure", "retried"),
+    [
+        (requests.ConnectionError("no answer"), True),
+        (_http_error(503), True),
+        (_http_error(403), False),
+        (MlflowException("503 from the tracking server"), True),  # INTERNAL_ERROR: a server-side error
+        (MlflowException("bad name", error_code=INVALID_PARAMETER_VALUE), False),
+    ],
+)
+def test_registry_failures_are_one_line_and_only_server_side_ones_are_retried(champion, failure, retried):
+    registry = registry_of(champion.settings)
+
+    def fails(*args: object) -> None:
+        raise failure
+
+    registry.client.log_artifact = fails  # an artifact transfer (requests) or a REST call (MLflow)
+    with pytest.raises(RegistryError, match=r"^cannot attach an export to a version of vae-sentinel") as out:
+        registry.log_export("1", champion.settings.home / "model.onnx")
+    assert isinstance(out.value, RegistryUnavailableError) == retried
+    assert "\n" not in str(out.value)
 
 
 DIE_INSIDE_A_MOVE = """
