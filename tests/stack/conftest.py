@@ -162,11 +162,10 @@ def retrain_process(
             text=True,
         ) as run,
     ):
+        started = ("RUNNING", *FINAL)  # running, or over already (a run that stops at once)
         yield (
             run,
-            wait_for_run(
-                api, "retrain", lambda r: r["id"] not in before and r["state_type"] == "RUNNING", 120
-            ),
+            wait_for_run(api, "retrain", lambda r: r["id"] not in before and r["state_type"] in started, 120),
         )
 
 

@@ -10,8 +10,8 @@ concurrency slot; the gates refuse both with reasons; `sentinel status`, `histor
 all of it from the servers. Then the faults of issue 17, each against the running stack: eight operators
 promoting at once through the Prefect-held move lock, a worker killed or stopped mid-training, the MLflow
 server or PostgreSQL restarted during a retrain, a promotion by hand during a retrain, a retrain killed
-inside its champion move, S3 faults through a proxy in front of the stack's S3 server, and a retrain by
-hand beside a scheduled one.
+inside its champion move, S3 faults through a proxy in front of the stack's S3 server, a retrain by
+hand beside a scheduled one, and a truncated or renamed-column file landing in the lake.
 """
 
 from __future__ import annotations
@@ -569,3 +569,37 @@ def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stac
     assert sorted(promoted) == sorted(m["champion"] for m in done)  # every promotion is in the ledger
     if done:
         assert client.get_model_version_by_alias(MODEL, "champion").version == done[-1]["champion"]
+
+
+@pytest.mark.parametrize("fault", ["truncated upload", "renamed column"])
+def test_a_broken_or_changed_file_in_the_stacks_lake_stops_the_retrain_before_training(
+    stack, story, tmp_path, fault
+):
+    """A file lands in today's partition on the stack's S3 server: an upload cut half-way, or a batch whose
+    column was renamed. A `sentinel retrain` process stops before training with one line naming the file
+    or the failed expectation; nothing is registered; the raw files are as they were. (The test removes
+    its file afterwards, for the tests after it; the product never does.)"""
+    tracking, today = stack["SENTINEL_REGISTRY__TRACKING_URI"], datetime.now(UTC).date()
+    good, key = f"{DATASET}/date={today}/part-0.parquet", f"{DATASET}/date={today}/part-9.parquet"
+    with pointed_at(stack) as settings:
+        lake = lake_of(settings)
+        if fault == "truncated upload":
+            lake.store.write(key, lake.store.read(good)[: len(lake.store.read(good)) // 2])
+        else:
+            lake.write_day(DATASET, today, lake.read_table(good).rename(columns={"s03": "s03_v2"}), "part-9")
+        raw = _raw(lake)
+    try:
+        with retrain_process(stack, tmp_path) as (run, flow_run):
+            run.wait(timeout=300)
+        with pointed_at(stack) as settings:
+            assert _raw(lake_of(settings)) == raw
+    finally:
+        with pointed_at(stack) as settings:
+            store = lake_of(settings).store
+            store.client.delete_object(Bucket=store.bucket, Key=key)
+    out = (tmp_path / "stdout").read_text()
+    assert run.returncode == 1 and "Traceback" not in output(tmp_path), output(tmp_path)[-3000:]
+    named = "part-9.parquet" if fault == "truncated upload" else "s03_v2"
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("error: ") and named in last, out[-3000:]
+    assert candidate_of(tracking, flow_run["id"]) is None  # stopped before anything was registered
