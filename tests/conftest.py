@@ -15,6 +15,9 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """GPU tests skip without CUDA; grouped tests (the stack's) go first, so that under `make test`'s
+    `-n 2 --dist loadgroup` their worker starts on them while the other runs everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs CUDA")
         for item in items:

@@ -27,7 +27,7 @@ from flows.settings import Settings
 from tests.stack.conftest import ROOT, answers, scratch_home, sentinel, stack_env
 from vae.datasets import find_shipped, load_npz
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("stack")]  # one stack
 PARTS = ["postgres", "s3", "mlflow", "prefect", "retrain-worker", "monitor-worker"]
 PARTS += ["dask-scheduler", "dask-worker"]
 
