@@ -14,7 +14,6 @@ set grows (the issue's reference size is 50k rows), and batch scoring throughput
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from datasets import RESULTS, default_folder, grouped
-from publish import publish
+from publish import publish, timed
 from sklearn.ensemble import IsolationForest
 
 from vae import VAEDetector
@@ -48,15 +47,9 @@ class Row:
     rows_per_s: float
 
 
-def _timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
-
-
 def run_sentinel(X_train, X_test, y_test, seed) -> list[tuple[str, object, float, float]]:
-    det, fit_s = _timed(lambda: VAEDetector(seed=seed, target_fpr=TARGET_FPR).fit(X_train))
-    _, score_s = _timed(lambda: det.score(X_test))
+    det, fit_s = timed(lambda: VAEDetector(seed=seed, target_fpr=TARGET_FPR).fit(X_train))
+    _, score_s = timed(lambda: det.score(X_test))
     out = []
     for name, alpha in VARIANTS.items():
         if alpha is not None:
@@ -67,8 +60,8 @@ def run_sentinel(X_train, X_test, y_test, seed) -> list[tuple[str, object, float
 
 
 def run_peer(name, make, X_train, X_test, y_test) -> tuple[str, object, float, float]:
-    model, fit_s = _timed(lambda: make().fit(X_train))
-    scores, score_s = _timed(lambda: model.decision_function(X_test))
+    model, fit_s = timed(lambda: make().fit(X_train))
+    scores, score_s = timed(lambda: model.decision_function(X_test))
     if isinstance(model, IsolationForest):  # sklearn: higher = more normal
         scores, flags = -scores, model.predict(X_test) == -1
     else:
@@ -117,7 +110,7 @@ def sensors(n_rows: int) -> np.ndarray:
 
 
 def _fit_seconds(model: Any, X: np.ndarray) -> float:
-    return _timed(lambda: model.fit(X))[1]
+    return timed(lambda: model.fit(X))[1]
 
 
 def fit_scaling(sizes: list[int], with_pyod_vae: bool) -> list[dict[str, object]]:
@@ -143,7 +136,7 @@ def throughput(n_rows: int, with_pyod_vae: bool) -> list[dict[str, object]]:
     det = VAEDetector(seed=0, epochs=5).fit(X[:20_000])
     det.score(X[:100_000])  # warm-up
     out = []
-    _, s = _timed(lambda: det.score(X))
+    _, s = timed(lambda: det.score(X))
     out.append(
         {
             "method": "sentinel score (preprocessing + both terms + mix)",
@@ -160,14 +153,14 @@ def throughput(n_rows: int, with_pyod_vae: bool) -> list[dict[str, object]]:
                 mu, _ = vae.encode(z)
                 (z - vae.decode(mu)).pow(2).sum(1)
 
-    _, s = _timed(plain_torch)
+    _, s = timed(plain_torch)
     out.append({"method": "plain torch VAE forward (reference)", "rows": n_rows, "rows_per_s": n_rows / s})
     if with_pyod_vae:
         from pyod.models.vae import VAE
 
         n_small = 100_000
         model = VAE(epoch_num=1, device="cpu", random_state=0, verbose=0).fit(X[:5_000])
-        _, s = _timed(lambda: model.decision_function(X[:n_small]))
+        _, s = timed(lambda: model.decision_function(X[:n_small]))
         out.append({"method": "PyOD VAE decision_function", "rows": n_small, "rows_per_s": n_small / s})
     return out
 

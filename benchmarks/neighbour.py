@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detection import sensors  # noqa: E402
-from publish import publish  # noqa: E402
+from publish import publish, timed  # noqa: E402
 
 ROWS, FEATURES = 1_000_000, 20
 SPIN = "while True: pass"
@@ -47,11 +47,7 @@ def measure(folder: Path, threads: int, reps: int) -> float:
     detector = VAEDetector.load(folder)
     x = sensors(ROWS)
     detector.score(x[:10_000])  # warm-up
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        detector.score(x)
-        times.append(time.perf_counter() - start)
+    times = [timed(lambda: detector.score(x))[1] for _ in range(reps)]
     return ROWS / float(np.median(times))
 
 

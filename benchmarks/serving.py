@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
-from publish import publish
+from publish import publish, timed
 
 from flows.serving.bodies import ARROW, arrow_body
 
@@ -392,13 +392,8 @@ def measure_batch_flow(demo_home: Path, threads: int | None) -> dict[str, Any]:
     frames = [pd.read_parquet(demo_home / "lake" / DATASET / f"date={d}" / "part-0.parquet") for d in days]
     frames = [f[COLUMNS].astype("float64") for f in frames]
 
-    def seconds(fn: Callable[[], Any]) -> float:
-        started = time.perf_counter()
-        fn()
-        return time.perf_counter() - started
-
-    first = seconds(lambda: score(settings=settings, dataset=DATASET, day=days[0]))
-    flow_s = [seconds(lambda d=d: score(settings=settings, dataset=DATASET, day=d)) for d in days[1:]]
+    first = timed(lambda: score(settings=settings, dataset=DATASET, day=days[0]))[1]
+    flow_s = [timed(lambda d=d: score(settings=settings, dataset=DATASET, day=d))[1] for d in days[1:]]
     registry = registry_of(settings)
     detector = registry.load_version(str(registry.alias_version("champion"))).detector
     rows = sum(len(f) for f in frames[1:])
@@ -406,7 +401,7 @@ def measure_batch_flow(demo_home: Path, threads: int | None) -> dict[str, Any]:
 
     def best_of_3(fn: Callable[[], Any]) -> float:
         fn()  # warm-up
-        return min(seconds(fn) for _ in range(3))
+        return min(timed(fn)[1] for _ in range(3))
 
     score_s = best_of_3(lambda: [detector.score(f) for f in frames[1:]])
     predict_s = best_of_3(lambda: [detector.predict(f) for f in frames[1:]])

@@ -48,7 +48,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from publish import markdown_table, publish  # noqa: E402
+from publish import markdown_table, publish, timed  # noqa: E402
 
 from vae.datasets import load_skab, skab_files  # noqa: E402
 from vae.evaluation import series_metrics, series_split  # noqa: E402
@@ -203,15 +203,9 @@ def scoring_speed(
     speed = {}
     for encoder in ("mlp", "conv"):
         detector = VAEDetector(window=window, seed=0, encoder=encoder, device="cpu").fit(frame.iloc[:400])
-        best = min(_seconds(lambda d=detector: d.score(series)) for _ in range(repeats))
+        best = min(timed(lambda d=detector: d.score(series))[1] for _ in range(repeats))
         speed[encoder] = rows / best
     return speed
-
-
-def _seconds(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
 
 
 def main() -> None:

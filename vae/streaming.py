@@ -19,27 +19,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from vae.adaptive import AdaptiveState, adapt, level_threshold
 from vae.detector import VAEDetector
 from vae.timeseries import ema
+from vae.windowing import require_time_order, time_span
 
 
 @dataclass(frozen=True)
 class StreamState:
-    """What a stream carries between calls: its last window - 1 observations and its smoothed score."""
+    """What a stream carries between calls: its last window - 1 observations and its smoothed score.
+
+    And the timestamp of its last row, when its rows carry timestamps: the next rows may not start before.
+    """
 
     tail: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.float32))
     smoothed: float | None = None
     steps: int = 0  # observations received so far
     level: float | None = None  # the adaptive threshold's alert level (None: not adaptive yet)
+    last_time: pd.Timestamp | None = None
 
     def rebase(self, detector: VAEDetector) -> StreamState:
         """The state for another model: the buffer it can still use (same columns), a fresh EMA and level."""
         keep, channels = detector.config.window - 1, detector.n_channels_
         usable = keep > 0 and self.tail.shape[1] == channels
         tail = self.tail[len(self.tail) - keep :] if usable else np.empty((0, channels), np.float32)
-        return StreamState(tail, None, self.steps)
+        return StreamState(tail, None, self.steps, last_time=self.last_time)
 
 
 @dataclass(frozen=True)
@@ -87,14 +93,18 @@ def advance(
         adaptive: flag against adaptive conformal thresholds instead (`threshold` is then unused).
 
     Raises:
-        InputError: rows the detector cannot take (columns, NaN, types).
+        InputError: rows the detector cannot take (columns, NaN, types), or rows whose timestamps go back
+            in time (within the call, or before the stream's last row).
     """
     rows = detector.observations(observations)
+    require_time_order([observations])
+    span = time_span(observations, state.last_time)
+    last_time = state.last_time if span is None else span[1]
     series = np.concatenate([state.tail, rows]) if len(state.tail) else rows
     steps, window = state.steps + len(rows), detector.config.window
     tail = series[len(series) - window + 1 :] if window > 1 else series[:0]
     if len(series) < window:
-        return StreamState(series, state.smoothed, steps, state.level), _no_scores()
+        return StreamState(series, state.smoothed, steps, state.level, last_time), _no_scores()
     scores = detector.score(series).astype(np.float64)
     smoothed = ema(scores, beta, state.smoothed)
     level = state.level
@@ -105,7 +115,7 @@ def advance(
         moved, adapted = adapt(adaptive.calibration, smoothed, adaptive.target, adaptive.gamma, start)
         flags, level = adapted.is_anomaly, moved.level
     out = StreamScores(np.arange(steps - len(scores), steps), scores, smoothed, flags)
-    return StreamState(tail, float(smoothed[-1]), steps, level), out
+    return StreamState(tail, float(smoothed[-1]), steps, level, last_time), out
 
 
 def _no_scores() -> StreamScores:

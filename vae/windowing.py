@@ -71,14 +71,21 @@ def time_column(frame: pd.DataFrame) -> str | None:
     return str(found[0]) if found else None
 
 
-def time_axis(frame: pd.DataFrame) -> pd.Index | None:
-    """The frame's timestamps (as a DatetimeIndex), or None without a timestamp column."""
+def time_axis(frame: pd.DataFrame) -> pd.DatetimeIndex | None:
+    """The frame's timestamps: its timestamp column's, else its index when that is a DatetimeIndex."""
     column = time_column(frame)
-    return None if column is None else pd.DatetimeIndex(pd.to_datetime(frame[column], format="ISO8601"))
+    if column is not None:
+        return pd.DatetimeIndex(pd.to_datetime(frame[column], format="ISO8601"))
+    return frame.index if isinstance(frame.index, pd.DatetimeIndex) else None
+
+
+def _axis_name(frame: pd.DataFrame) -> str:
+    column = time_column(frame)
+    return "index" if column is None else f"timestamp column {column!r}"
 
 
 def require_time_order(parts: Iterable[Any]) -> None:
-    """Windows need rows in time order: refuse a frame among `parts` whose timestamp column says otherwise.
+    """Windows need rows in time order: refuse a frame among `parts` whose timestamps say otherwise.
 
     Raises:
         InputError: rows out of time order (gaps are fine: they stay visible in the timestamps).
@@ -86,10 +93,24 @@ def require_time_order(parts: Iterable[Any]) -> None:
     for frame in (p for p in parts if isinstance(p, pd.DataFrame)):
         times = time_axis(frame)
         if times is not None and not times.is_monotonic_increasing:
-            column = time_column(frame)
-            raise InputError(
-                f"rows are not in time order by their timestamp column {column!r}: sort them first"
-            )
+            raise InputError(f"rows are not in time order by their {_axis_name(frame)}: sort them first")
+
+
+def time_span(rows: Any, after: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last timestamps of the next rows of a series (None: they carry none).
+
+    Raises:
+        InputError: they start before `after`, the last timestamp the series had so far.
+    """
+    times = time_axis(rows) if isinstance(rows, pd.DataFrame) else None
+    if times is None or len(times) == 0:
+        return None
+    if after is not None and times[0] < after:
+        raise InputError(
+            f"rows start at {times[0]}, before this series' last row at {after} (by their "
+            f"{_axis_name(rows)}): send a series' rows in time order"
+        )
+    return times[0], times[-1]
 
 
 def _reads_as_dates(values: pd.Series) -> bool:

@@ -533,6 +533,7 @@ class Registry:
         """The experiment holding this model's promotion ledger."""
         return f"{self.model_name}-promotions"
 
+    @_answers("read the promotion ledger of {model}")
     def promotions(self) -> list[LedgerEntry]:
         """Every champion move of this model, oldest first (empty before the first one).
 
@@ -543,20 +544,14 @@ class Registry:
 
     def _ledger_runs(self, where: str = "") -> list[Any]:
         """The ledger's runs matching `where` (an MLflow filter), oldest first."""
-        try:
-            experiment = self.client.get_experiment_by_name(self.ledger_experiment)
-            if experiment is None:
-                return []
-            return list(
-                self.client.search_runs(
-                    [experiment.experiment_id],
-                    where,
-                    order_by=["attributes.start_time ASC"],
-                    max_results=50_000,
-                )
+        experiment = self.client.get_experiment_by_name(self.ledger_experiment)
+        if experiment is None:
+            return []
+        return list(
+            self.client.search_runs(
+                [experiment.experiment_id], where, order_by=["attributes.start_time ASC"], max_results=50_000
             )
-        except MlflowException as exc:
-            raise _failure(exc, f"read the promotion ledger of {self.model_name}") from exc
+        )
 
     @_answers("promote a version of {model} by hand")
     def override(self, version: str, reason: str, replacing: str | None = None) -> str | None:
@@ -625,12 +620,10 @@ class Registry:
                 self._finish_move("rollback", previous, current)
         return current, previous
 
+    @_answers("read the versions of {model}")
     def status(self) -> dict[str, Any]:
         """Model, champion, previous and every version with its gates and any manual override reason."""
-        try:
-            versions = self.client.search_model_versions(f"name='{self.model_name}'")
-        except MlflowException as exc:
-            raise _failure(exc, f"list versions of {self.model_name}") from exc
+        versions = self.client.search_model_versions(f"name='{self.model_name}'")
         rows = []
         for mv in sorted(versions, key=lambda v: int(v.version)):
             gates = {g.pop("name"): g for g in json.loads(mv.tags.get("gate_report", "[]"))}

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -22,10 +24,11 @@ from flows.jobs.retrain import retrain
 from flows.jobs.score import score_day
 from flows.serving.app import create_app
 from flows.serving.bodies import ARROW, arrow_body
+from flows.serving.stream_file import load_streams, save_streams
 from flows.serving.streams import StreamBook
 from tests.flows.conftest import TODAY, fast_settings, running, with_gates
 from tests.flows.test_serve import gated_app
-from vae import VAEDetector, ema
+from vae import StreamState, VAEDetector, ema
 from vae.adaptive import AdaptiveState, adapt
 from vae.splits import HoldoutSplit
 from validation.contracts import DataContract
@@ -230,6 +233,46 @@ def test_a_stream_follows_the_champion_and_keeps_its_buffer(service):
     assert new is not None
     expected = new.detector.score(rows.iloc[13:21])
     assert after["results"][0]["smoothed"] == pytest.approx(float(expected[0]), rel=1e-4)  # EMA restarted
+
+
+def test_a_stream_refuses_a_body_that_goes_back_in_time_and_keeps_its_place(service):
+    _, day, client = service
+    rows = (
+        day.filter(regex="^(?!_)")
+        .iloc[:12]
+        .assign(timestamp=pd.date_range("2026-11-30", periods=12, freq="s"))
+    )
+    body = lambda part: {"records": part.assign(timestamp=part.timestamp.astype(str)).to_dict("records")}  # noqa: E731
+    client.post("/stream/pump-t", json=body(rows.iloc[:8]))
+    response = client.post("/stream/pump-t", json=body(rows.iloc[6:10]))  # a resent stretch
+    assert response.status_code == 422 and "before this series' last row" in response.json()["detail"]
+    after = client.post("/stream/pump-t", json=body(rows.iloc[8:12])).json()
+    assert after["steps"] == 12 and [r["step"] for r in after["results"]] == [8, 9, 10, 11]
+
+
+def test_the_stream_file_keeps_each_streams_last_timestamp_and_reads_a_file_from_before_them(tmp_path):
+    tail = np.arange(6, dtype=np.float32).reshape(3, 2)
+    streams = [
+        ("a", "1", StreamState(tail, 0.5, 10, 0.01, pd.Timestamp("2026-11-30T10:00:01"))),
+        ("b", "2", StreamState(tail[:1], None, 1)),
+    ]
+    save_streams(tmp_path / "streams.sqlite", streams)
+    loaded = load_streams(tmp_path / "streams.sqlite")
+    assert [(sid, v, s.smoothed, s.steps, s.level, s.last_time) for sid, v, s in loaded] == [
+        (sid, v, s.smoothed, s.steps, s.level, s.last_time) for sid, v, s in streams
+    ]
+    assert all(np.array_equal(a[2].tail, b[2].tail) for a, b in zip(loaded, streams, strict=True))
+    older = tmp_path / "older.sqlite"  # as a service from before last_time wrote it
+    with contextlib.closing(sqlite3.connect(older)) as db, db:
+        db.execute(
+            "CREATE TABLE streams (stream_id TEXT, version TEXT, tail BLOB, rows INTEGER, cols INTEGER, "
+            "smoothed REAL, steps INTEGER, level REAL)"
+        )
+        db.execute("INSERT INTO streams VALUES ('a', '1', ?, 3, 2, 0.5, 10, NULL)", (tail.tobytes(),))
+    ((sid, version, state),) = load_streams(older)
+    assert (sid, version, state.steps, state.last_time) == ("a", "1", 10, None) and np.array_equal(
+        state.tail, tail
+    )
 
 
 def test_training_series_break_at_dropped_rows_and_files(pump):

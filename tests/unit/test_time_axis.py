@@ -55,8 +55,10 @@ def test_windows_refuse_rows_out_of_time_order_and_two_time_axes():
     VAEDetector(**OPTIONS).fit(frame.iloc[::-1])  # rows on their own (window 1): order does not matter
 
 
-def test_a_datetime_index_names_the_scores_too():
+def test_a_datetime_index_names_the_scores_and_orders_the_windows_too():
     frame = _nab_like()
     indexed = frame.set_index(pd.to_datetime(frame.pop("timestamp")))
     detector = VAEDetector(window=8, **OPTIONS).fit(indexed.iloc[:400])
     assert detector.score_index(indexed.iloc[400:]).equals(indexed.index[407:])
+    with pytest.raises(InputError, match="not in time order by their index"):
+        detector.score(indexed.iloc[400:].iloc[::-1])

@@ -196,3 +196,20 @@ def test_a_1d_series_is_one_feature_at_fit_and_after(series):
     detector = VAEDetector(window=WINDOW, seed=0, epochs=2, hidden_dims=(8,), latent_dim=2, device="cpu")
     detector.fit(one)
     assert detector.n_channels_ == 1 and len(detector.score(one[:50])) == 50 - WINDOW + 1
+
+
+def test_a_stream_refuses_rows_that_go_back_in_time(windowed, series):
+    new = series[1]  # the pump's rows, indexed by their timestamps
+    state, _ = advance(windowed, StreamState(), new.iloc[:20], 0.9, 1.0)
+    assert state.last_time == new.index[19]
+    with pytest.raises(InputError, match=r"before this series' last row at .* \(by their index\)"):
+        advance(windowed, state, new.iloc[10:30], 0.9, 1.0)  # a resent stretch
+    with pytest.raises(InputError, match="not in time order by their index"):
+        advance(windowed, state, new.iloc[20:30].iloc[::-1], 0.9, 1.0)
+    stamped = (
+        new.iloc[20:30].reset_index(names="timestamp").assign(timestamp=lambda f: f.timestamp.astype(str))
+    )
+    state, out = advance(windowed, state.rebase(windowed), stamped, 0.9, 1.0)  # a timestamp column, as text
+    assert state.last_time == new.index[29] and out.step.tolist() == list(range(20, 30))
+    state, _ = advance(windowed, state, new.iloc[30:35].to_numpy(), 0.9, 1.0)  # no timestamps: taken as next
+    assert state.last_time == new.index[29] and state.steps == 35
