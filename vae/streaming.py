@@ -24,7 +24,7 @@ import pandas as pd
 from vae.adaptive import AdaptiveState, adapt, level_threshold
 from vae.detector import VAEDetector
 from vae.timeseries import ema
-from vae.windowing import require_time_order, time_span
+from vae.windowing import latest_time, require_time_order
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,12 @@ def advance(
     """
     rows = detector.observations(observations)
     require_time_order([observations])
-    span = time_span(observations, state.last_time)
-    last_time = state.last_time if span is None else span[1]
+    latest = latest_time(observations, state.last_time)
     series = np.concatenate([state.tail, rows]) if len(state.tail) else rows
     steps, window = state.steps + len(rows), detector.config.window
     tail = series[len(series) - window + 1 :] if window > 1 else series[:0]
     if len(series) < window:
-        return StreamState(series, state.smoothed, steps, state.level, last_time), _no_scores()
+        return StreamState(series, state.smoothed, steps, state.level, latest), _no_scores()
     scores = detector.score(series).astype(np.float64)
     smoothed = ema(scores, beta, state.smoothed)
     level = state.level
@@ -115,7 +114,7 @@ def advance(
         moved, adapted = adapt(adaptive.calibration, smoothed, adaptive.target, adaptive.gamma, start)
         flags, level = adapted.is_anomaly, moved.level
     out = StreamScores(np.arange(steps - len(scores), steps), scores, smoothed, flags)
-    return StreamState(tail, float(smoothed[-1]), steps, level, last_time), out
+    return StreamState(tail, float(smoothed[-1]), steps, level, latest), out
 
 
 def _no_scores() -> StreamScores:

@@ -96,21 +96,21 @@ def require_time_order(parts: Iterable[Any]) -> None:
             raise InputError(f"rows are not in time order by their {_axis_name(frame)}: sort them first")
 
 
-def time_span(rows: Any, after: pd.Timestamp | None) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """The first and last timestamps of the next rows of a series (None: they carry none).
+def latest_time(rows: Any, before: pd.Timestamp | None) -> pd.Timestamp | None:
+    """A series' last timestamp once `rows` are appended: theirs, or `before` (its last so far) if none.
 
     Raises:
-        InputError: they start before `after`, the last timestamp the series had so far.
+        InputError: the rows start before `before`.
     """
     times = time_axis(rows) if isinstance(rows, pd.DataFrame) else None
     if times is None or len(times) == 0:
-        return None
-    if after is not None and times[0] < after:
+        return before
+    if before is not None and times[0] < before:
         raise InputError(
-            f"rows start at {times[0]}, before this series' last row at {after} (by their "
+            f"rows start at {times[0]}, before this series' last row at {before} (by their "
             f"{_axis_name(rows)}): send a series' rows in time order"
         )
-    return times[0], times[-1]
+    return times[-1]
 
 
 def _reads_as_dates(values: pd.Series) -> bool:
