@@ -620,7 +620,7 @@ class Registry:
                 self._finish_move("rollback", previous, current)
         return current, previous
 
-    @_answers("read the versions of {model}")
+    @_answers("list versions of {model}")
     def status(self) -> dict[str, Any]:
         """Model, champion, previous and every version with its gates and any manual override reason."""
         versions = self.client.search_model_versions(f"name='{self.model_name}'")

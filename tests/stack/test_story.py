@@ -129,7 +129,7 @@ def _serving_version(url: str, version: str) -> None:
 def _quiet(api: str) -> None:
     """Wait until no retrain is pending or running."""
     busy = ("PENDING", "RUNNING")
-    wait_until(lambda: not [r for r in runs_of(api, "retrain") if r["state_type"] in busy], 180,
+    wait_until(lambda: not [r for r in runs_of(api, "retrain") if r["state_type"] in busy], 300,
                "retrains finishing", interval=1)  # fmt: skip
 
 
@@ -148,7 +148,7 @@ def _scheduled_promotion(api: str, tracking: str, after: str) -> dict[str, Any]:
                 return True
         return False
 
-    wait_until(promoted, 240, f"a scheduled retrain promoting a version after {after}", interval=2)
+    wait_until(promoted, 360, f"a scheduled retrain promoting a version after {after}", interval=2)
     return found[0]
 
 
@@ -197,11 +197,12 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
     retrain = deployment(api, "retrain")
 
     with serving(stack, features.head(20)) as (url, traffic):
-        # 1. the schedule keeps firing retrains (warm-started from the champion, on the same days); one
+        # 1. the schedule, resumed, fires retrains (warm-started from the champion, on the same days); one
         # promotes a new version in the registry on PostgreSQL; the service follows with no failed request
         client = mlflow.MlflowClient(tracking, registry_uri=tracking)
         seen["served_first"] = client.get_model_version_by_alias(MODEL, "champion").version
         _serving_version(url, seen["served_first"])
+        set_paused(api, retrain["id"], False)
         seen["promoted_by_schedule"] = _scheduled_promotion(api, tracking, after=seen["served_first"])
         pause_schedule(api, retrain["id"])
         _quiet(api)  # a scheduled run that had started before the pause finishes first
