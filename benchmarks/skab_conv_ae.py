@@ -102,8 +102,9 @@ def _residuals(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 def conv_ae(train: pd.DataFrame, whole: pd.DataFrame, seed: int = 0) -> ConvAEResult:
     """Fit on `train` (a file's first rows) and predict every row of `whole` (the file), as SKAB does."""
     scaler = StandardScaler().fit(train)
-    model = _fit(_windows(scaler.transform(train)), seed)
-    limit_from = _residuals(model, _windows(scaler.transform(train)))
+    trained = _windows(scaler.transform(train))
+    model = _fit(trained, seed)
+    limit_from = _residuals(model, trained)
     limit = float(np.quantile(limit_from, QUANTILE) * MARGIN)  # pandas' and numpy's quantiles agree
     residuals = _residuals(model, _windows(scaler.transform(whole)))
     score = np.full(len(whole), -np.inf)

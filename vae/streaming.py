@@ -24,7 +24,7 @@ import pandas as pd
 from vae.adaptive import AdaptiveState, adapt, level_threshold
 from vae.detector import VAEDetector
 from vae.timeseries import ema
-from vae.windowing import latest_time, require_time_order
+from vae.windowing import latest_time
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,6 @@ def advance(
             in time (within the call, or before the stream's last row).
     """
     rows = detector.observations(observations)
-    require_time_order([observations])
     latest = latest_time(observations, state.last_time)
     series = np.concatenate([state.tail, rows]) if len(state.tail) else rows
     steps, window = state.steps + len(rows), detector.config.window

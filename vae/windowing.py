@@ -90,21 +90,21 @@ def require_time_order(parts: Iterable[Any]) -> None:
     Raises:
         InputError: rows out of time order (gaps are fine: they stay visible in the timestamps).
     """
-    for frame in (p for p in parts if isinstance(p, pd.DataFrame)):
-        times = time_axis(frame)
-        if times is not None and not times.is_monotonic_increasing:
-            raise InputError(f"rows are not in time order by their {_axis_name(frame)}: sort them first")
+    for frame in parts:
+        latest_time(frame, None)
 
 
 def latest_time(rows: Any, before: pd.Timestamp | None) -> pd.Timestamp | None:
     """A series' last timestamp once `rows` are appended: theirs, or `before` (its last so far) if none.
 
     Raises:
-        InputError: the rows start before `before`.
+        InputError: the rows are out of time order, or start before `before`.
     """
     times = time_axis(rows) if isinstance(rows, pd.DataFrame) else None
     if times is None or len(times) == 0:
         return before
+    if not times.is_monotonic_increasing:
+        raise InputError(f"rows are not in time order by their {_axis_name(rows)}: sort them first")
     if before is not None and times[0] < before:
         raise InputError(
             f"rows start at {times[0]}, before this series' last row at {before} (by their "
