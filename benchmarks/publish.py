@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pandas as pd
+
 T = TypeVar("T")
 
 
@@ -24,11 +26,8 @@ def publish(folder: Path, name: str, report: str, figures: dict[str, Any]) -> No
 
 
 def markdown_table(rows: list[dict[str, Any]], digits: int = 2) -> str:
-    """Rows of equal keys as a markdown table; floats rounded to `digits`."""
-    keys = list(rows[0])
-    cell = lambda v: f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(keys) + " |", "|---" * len(keys) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])
+    """Rows of equal keys as a markdown table (pandas' `to_markdown`); floats rounded to `digits`."""
+    return str(pd.DataFrame(rows).to_markdown(index=False, floatfmt=f".{digits}f"))
 
 
 def timed(work: Callable[[], T]) -> tuple[T, float]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -117,10 +116,3 @@ def day_parameter(value: date | str | None) -> date | None:
 def artifact_key(kind: str, dataset: str) -> str:
     """A Prefect artifact key (lowercase letters, digits, dashes) for one kind of record of a dataset."""
     return kind + "-" + re.sub(r"[^a-z0-9-]+", "-", dataset.lower()).strip("-")
-
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A frame as a markdown table, for the Prefect UI."""
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|---" * len(frame.columns) + "|"]
-    rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines + rows)

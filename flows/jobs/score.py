@@ -36,7 +36,6 @@ from flows.jobs.common import (
     day_parameter,
     io_task,
     job_settings,
-    markdown_table,
     pure_task,
     require_champion,
     watchers,
@@ -167,7 +166,7 @@ def publish_groups(dataset: str, day: date, version: str, grouping: AlertGroupin
     """The day's alert groups as a Prefect artifact (a markdown table)."""
     title = f"# Alert groups of {dataset} on {day}, version {version}\n\n"
     table = grouping.table()
-    body = markdown_table(table) if len(table) else "No group: too few alerts, or none alike."
+    body = table.to_markdown(index=False) if len(table) else "No group: too few alerts, or none alike."
     create_markdown_artifact(title + body, key=artifact_key("alert-groups", dataset))
 
 

@@ -58,8 +58,7 @@ def _open_in_chromium(page: Path, screenshot: Path) -> dict[str, object]:
 @pytest.mark.slow
 def test_the_review_page_of_a_failing_day_has_every_section_in_a_browser(champion, tmp_path):
     settings, _, dates, _ = champion
-    for day in dates[-3:-1]:
-        score(settings=settings, dataset="mammography", day=day)
+    scored = [score(settings=settings, dataset="mammography", day=day) for day in dates[-3:-1]]
     watched = monitor(settings=settings, as_of=dates[-2])  # s01 fails that day: drift, a triggered retrain
     outcome = report(settings=settings, dataset="mammography", day=dates[-2])
 
@@ -86,6 +85,13 @@ def test_the_review_page_of_a_failing_day_has_every_section_in_a_browser(champio
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-mammography"]))
         )
     assert found and found[0].type == "markdown" and outcome.page.name in found[0].data
+    with get_client(sync_client=True) as prefect:  # the day's alert groups, a markdown table in the UI
+        groups = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["alert-groups-mammography"]))
+        )
+    table = next(a.data for a in groups if f"on {dates[-2]}," in a.data).splitlines()[2:]
+    assert [cell.strip() for cell in table[0].strip("|").split("|")][:2] == ["group", "rows"]
+    assert len(table) == 2 + len(scored[-1].groups.groups) > 2
     assert watched.verdict.drifted
 
 
