@@ -15,6 +15,8 @@ row can be checked on the same split as ours, in the same run:
 - SKAB's rule from windows to rows: row i is an anomaly when every window that starts in the N - 1 rows
   up to i (i - N + 1 ... i - 1) is above the limit; the first N - 1 rows of a file, and its last rows
   past the last full set of such windows, are never flagged.
+`per_channel=True` is a variant, not SKAB's code: one output channel per input channel (what the broadcast
+most likely meant), everything else the same.
 Keras' weight initialisation and "same" padding (2 left, 3 right at stride 2) differ from torch's
 defaults here (3 and 3); nothing else is meant to.
 """
@@ -43,7 +45,7 @@ class ConvAEResult:
     floor: float  # the lowest training residual
 
 
-def _model(channels: int) -> nn.Module:
+def _model(channels: int, outputs: int) -> nn.Module:
     def up(into: int, out: int) -> nn.ConvTranspose1d:
         return nn.ConvTranspose1d(into, out, 7, stride=2, padding=3, output_padding=1)
 
@@ -58,7 +60,7 @@ def _model(channels: int) -> nn.Module:
         nn.Dropout(0.2),
         up(16, 32),
         nn.ReLU(),
-        nn.ConvTranspose1d(32, 1, 7, padding=3),
+        nn.ConvTranspose1d(32, outputs, 7, padding=3),
     )
 
 
@@ -68,9 +70,9 @@ def _windows(values: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(view))
 
 
-def _fit(x: torch.Tensor, seed: int) -> nn.Module:
+def _fit(x: torch.Tensor, seed: int, per_channel: bool) -> nn.Module:
     torch.manual_seed(seed)
-    model = _model(x.shape[1])
+    model = _model(x.shape[1], x.shape[1] if per_channel else 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     cut = len(x) - int(np.ceil(len(x) * VALIDATION))  # Keras holds out the last part, unshuffled
     fit, held = x[:cut], x[cut:]
@@ -99,15 +101,27 @@ def _residuals(model: nn.Module, x: torch.Tensor) -> np.ndarray:
         return (x - model(x)).abs().mean(dim=2).sum(dim=1).numpy().astype(np.float64)
 
 
-def conv_ae(train: pd.DataFrame, whole: pd.DataFrame, seed: int = 0) -> ConvAEResult:
+def conv_ae(
+    train: pd.DataFrame, whole: pd.DataFrame, seed: int = 0, per_channel: bool = False
+) -> ConvAEResult:
     """Fit on `train` (a file's first rows) and predict every row of `whole` (the file), as SKAB does."""
     scaler = StandardScaler().fit(train)
     trained = _windows(scaler.transform(train))
-    model = _fit(trained, seed)
+    model = _fit(trained, seed, per_channel)
     limit_from = _residuals(model, trained)
     limit = float(np.quantile(limit_from, QUANTILE) * MARGIN)  # pandas' and numpy's quantiles agree
-    residuals = _residuals(model, _windows(scaler.transform(whole)))
-    score = np.full(len(whole), -np.inf)
+    score = row_scores(_residuals(model, _windows(scaler.transform(whole))))
+    return ConvAEResult(score > limit, score, limit, float(limit_from.min()))
+
+
+def row_scores(residuals: np.ndarray) -> np.ndarray:
+    """SKAB's rule from windows to rows, as scores (a row is flagged when its score is above the limit).
+
+    Row i gets the lowest residual of the windows starting in rows i - STEPS + 1 ... i - 1
+    (`residuals[k]`: the window starting at row k); -inf where the rule never flags (the first STEPS - 1
+    rows, and the rows past the last full set of such windows).
+    """
+    score = np.full(len(residuals) + STEPS - 1, -np.inf)
     for row in range(STEPS - 1, len(residuals) - STEPS + 1):
         score[row] = residuals[row - STEPS + 1 : row].min()
-    return ConvAEResult(score > limit, score, limit, float(limit_from.min()))
+    return score
