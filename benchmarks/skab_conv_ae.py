@@ -109,9 +109,14 @@ def conv_ae(
     trained = _windows(scaler.transform(train))
     model = _fit(trained, seed, per_channel)
     limit_from = _residuals(model, trained)
-    limit = float(np.quantile(limit_from, QUANTILE) * MARGIN)  # pandas' and numpy's quantiles agree
+    upper = limit(limit_from)
     score = row_scores(_residuals(model, _windows(scaler.transform(whole))))
-    return ConvAEResult(score > limit, score, limit, float(limit_from.min()))
+    return ConvAEResult(score > upper, score, upper, float(limit_from.min()))
+
+
+def limit(residuals: np.ndarray) -> float:
+    """SKAB's upper control limit: MARGIN times the QUANTILE of the training windows' residuals."""
+    return float(np.quantile(residuals, QUANTILE) * MARGIN)  # pandas' and numpy's quantiles agree
 
 
 def row_scores(residuals: np.ndarray) -> np.ndarray:

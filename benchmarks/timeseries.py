@@ -13,10 +13,13 @@ part):
   its own conformal threshold at target_fpr 0.01, the hybrid
   score (alpha auto), reconstruction only (alpha 1) and latent only (alpha 0), each raw and smoothed by
   an EMA (beta 0.9, threshold `smoothed_threshold`); the hybrid also with adaptive conformal thresholds
-  (`vae.adaptive`, started at the target, step sizes GAMMAS), raw and smoothed;
+  (`vae.adaptive`, started at the target, step sizes GAMMAS), raw and smoothed; the hybrid and the
+  reconstruction also with `drifting_channels="centered"` (a channel whose level drifts within the
+  training part is seen by its shape in each window, its window mean removed);
 - ours fitted as SKAB's code fits its Conv-AE (`ours_skab_way`): 60-step windows on all 400 rows, SKAB's
   limit on the training windows' reconstruction and its rule from windows to rows; and that limit times a
-  label-free forward margin measured on the training part alone;
+  label-free forward margin measured on the training part alone; with drifting channels as they are and
+  centered;
 - peers, fitted in the same run on the same flattened windows (standardized on the training part):
   PyOD's IForest and PCA with `contamination=0.01` (their own label-free threshold: the 99th percentile
   of the training windows' scores);
@@ -36,7 +39,8 @@ multiple of each file's own threshold chosen on all files' labels (`ceiling`). I
 label-free threshold could reach the goal, or only a better score.
 
 Run: .venv/bin/python benchmarks/timeseries.py   (writes benchmarks/results/timeseries.md and .json)
-     --skab DIR (default data/timeseries/skab, the shipped copy), --window W (16), --files N (all 34).
+     --skab DIR (default data/timeseries/skab, the shipped copy), --window W (16), --files N (all 34),
+     --seed S (0), --only TEXT (methods whose name contains it), --out NAME (results' file name).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,22 +97,25 @@ class Outcome:
     ratio: np.ndarray
 
 
-Method = Callable[[pd.DataFrame, pd.DataFrame, int], Outcome]
-"""Fits on the training part (rows 0-399) and scores the test part (the rest) and the whole file."""
+Method = Callable[[pd.DataFrame, pd.DataFrame, int, int], Outcome]
+"""Fits on the training part (rows 0-399) with a window and seed; scores the test part and the whole file."""
 
 
-def ours(alpha: float | str, adaptive: bool = False, encoder: str = "mlp") -> Method:
-    """Our detector with one alpha and encoder: raw flags and EMA-smoothed flags.
+def ours(
+    alpha: float | str, adaptive: bool = False, encoder: str = "mlp", drifting_channels: str = "levels"
+) -> Method:
+    """Our detector with one alpha, encoder and treatment of drifting channels: raw and EMA-smoothed flags.
 
     With `adaptive`, also the flags of adaptive conformal thresholds (`vae.adaptive`) at each step size
     in GAMMAS, on the raw and on the smoothed scores (calibrated on the EMA of the calibration scores).
     """
 
-    def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> Outcome:
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int, seed: int) -> Outcome:
         from vae import VAEDetector, ema
         from vae.adaptive import AdaptiveState, adapt
 
-        detector = VAEDetector(window=window, seed=0, alpha=alpha, encoder=encoder, device="cpu").fit(train)
+        options: dict[str, Any] = {"seed": seed, "alpha": alpha, "encoder": encoder, "device": "cpu"}
+        detector = VAEDetector(window=window, drifting_channels=drifting_channels, **options).fit(train)
         raw, smooth = detector.smoothed_calibration(0), detector.smoothed_calibration(BETA)
         start = AdaptiveState(level=TARGET_FPR)
 
@@ -127,44 +135,54 @@ def ours(alpha: float | str, adaptive: bool = False, encoder: str = "mlp") -> Me
     return run
 
 
-def ours_skab_way(train: pd.DataFrame, test: pd.DataFrame, window: int) -> Outcome:
+def ours_skab_way(drifting_channels: str = "levels") -> Method:
     """Our VAE fitted as SKAB's code fits its Conv-AE, whatever `window`; also with a forward margin.
 
     60-step windows on all 400 rows (no calibration rows held out), SKAB's limit (4/3 of the 99.9% quantile
     of the training windows') on our raw reconstruction term, and its rule from windows to rows
     (`skab_conv_ae.row_scores`). The forward margin (label-free, from the training part alone): a second
     model fitted the same way on the training part's first FORWARD_FIT rows; how far the windows ending
-    in its last rows rise above that model's limit (at least 1x) multiplies the limit.
+    in its last rows rise above that model's limit (at least 1x) multiplies the limit. With
+    `drifting_channels="centered"`, the detector sees a channel that drifts within the training part by its
+    shape in each window, not its level (`VAEDetector(drifting_channels=...)`).
     """
-    from skab_conv_ae import STEPS, row_scores
 
-    reconstruction, fitted, limit = _fitted_as_skab(train)
-    early, _, early_limit = _fitted_as_skab(train.iloc[:FORWARD_FIT])
-    margin = max(1.0, float(early(train.iloc[FORWARD_FIT - STEPS + 1 :]).max()) / early_limit)
-    score = row_scores(reconstruction(pd.concat([train, test])))
-    flags = {"": score > limit, " + forward margin": score > margin * limit}
-    tested = slice(len(train), None)
-    return Outcome(
-        {v: f[tested] for v, f in flags.items()}, flags, relative(score[tested], limit, fitted.min())
-    )
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int, seed: int) -> Outcome:
+        from skab_conv_ae import STEPS, row_scores
+
+        fit = partial(_fitted_as_skab, seed=seed, drifting_channels=drifting_channels)
+        reconstruction, fitted, limit = fit(train)
+        early, _, early_limit = fit(train.iloc[:FORWARD_FIT])
+        margin = max(1.0, float(early(train.iloc[FORWARD_FIT - STEPS + 1 :]).max()) / early_limit)
+        score = row_scores(reconstruction(pd.concat([train, test])))
+        flags = {"": score > limit, " + forward margin": score > margin * limit}
+        tested = slice(len(train), None)
+        return Outcome(
+            {v: f[tested] for v, f in flags.items()}, flags, relative(score[tested], limit, fitted.min())
+        )
+
+    return run
 
 
-def _fitted_as_skab(rows: pd.DataFrame) -> tuple[Callable[[pd.DataFrame], np.ndarray], np.ndarray, float]:
+def _fitted_as_skab(
+    rows: pd.DataFrame, seed: int, drifting_channels: str
+) -> tuple[Callable[[pd.DataFrame], np.ndarray], np.ndarray, float]:
     """Our VAE on all of `rows` in 60-step windows: its reconstruction term, that of `rows`, SKAB's limit."""
-    from skab_conv_ae import MARGIN, QUANTILE, STEPS
+    from skab_conv_ae import STEPS, limit
 
     from vae import VAEDetector
 
-    detector = VAEDetector(window=STEPS, seed=0, alpha=1.0, device="cpu").fit(rows, X_val=rows)
+    options: dict[str, Any] = {"seed": seed, "alpha": 1.0, "drifting_channels": drifting_channels}
+    detector = VAEDetector(window=STEPS, device="cpu", **options).fit(rows, X_val=rows)
     reconstruction = lambda frame: detector.score_components(frame)["reconstruction"].to_numpy()  # noqa: E731
     fitted = reconstruction(rows)
-    return reconstruction, fitted, float(np.quantile(fitted, QUANTILE) * MARGIN)
+    return reconstruction, fitted, limit(fitted)
 
 
 def pyod_peer(name: str) -> Method:
     """A PyOD detector on flattened standardized windows, with its own threshold (contamination 1%)."""
 
-    def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> Outcome:
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int, seed: int) -> Outcome:
         from pyod.models.iforest import IForest
         from pyod.models.pca import PCA
         from sklearn.preprocessing import StandardScaler
@@ -172,7 +190,7 @@ def pyod_peer(name: str) -> Method:
         from vae import windows
 
         scaler = StandardScaler().fit(train)
-        model = IForest(random_state=0) if name == "IForest" else PCA()
+        model = IForest(random_state=seed) if name == "IForest" else PCA()
         model.set_params(contamination=TARGET_FPR)
         model.fit(windows(scaler.transform(train), window))
         score = lambda frame: model.decision_function(windows(scaler.transform(frame), window))  # noqa: E731
@@ -191,10 +209,10 @@ def skab_conv_ae(per_channel: bool = False) -> Method:
     With `per_channel`, one output channel per input channel instead of SKAB's one broadcast output.
     """
 
-    def run(train: pd.DataFrame, test: pd.DataFrame, window: int) -> Outcome:
+    def run(train: pd.DataFrame, test: pd.DataFrame, window: int, seed: int) -> Outcome:
         from skab_conv_ae import conv_ae
 
-        result = conv_ae(train, pd.concat([train, test]), per_channel=per_channel)
+        result = conv_ae(train, pd.concat([train, test]), seed, per_channel)
         tested = slice(len(train), None)
         ratio = relative(result.score[tested], result.limit, result.floor)
         return Outcome({"": result.flags[tested]}, {"": result.flags}, ratio)
@@ -245,9 +263,16 @@ METHODS: dict[str, Method] = {
     "ours: VAE hybrid (alpha auto)": ours("auto", adaptive=True),
     "ours: VAE reconstruction only": ours(1.0),
     "ours: VAE latent only": ours(0.0),
+    "ours: VAE hybrid (alpha auto), drifting channels centered": ours(
+        "auto", adaptive=True, drifting_channels="centered"
+    ),
+    "ours: VAE reconstruction only, drifting channels centered": ours(1.0, drifting_channels="centered"),
     "ours: conv VAE hybrid (alpha auto)": ours("auto", adaptive=True, encoder="conv"),
     "ours: conv VAE reconstruction only": ours(1.0, encoder="conv"),
-    "ours: VAE reconstruction, fitted and thresholded as SKAB's Conv-AE": ours_skab_way,
+    "ours: VAE reconstruction, fitted and thresholded as SKAB's Conv-AE": ours_skab_way(),
+    "ours: VAE reconstruction, drifting channels centered, fitted and thresholded as SKAB's Conv-AE": (
+        ours_skab_way("centered")
+    ),
     "peer: PyOD IForest (flattened windows)": pyod_peer("IForest"),
     "peer: PyOD PCA (flattened windows)": pyod_peer("PCA"),
     "peer: SKAB's Conv-AE, rerun (a torch port of its code)": skab_conv_ae(),
@@ -275,7 +300,11 @@ def main() -> None:
     parser.add_argument("--skab", type=Path, default=ROOT / "data" / "timeseries" / "skab")
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--files", type=int, help="Only the first N files (a smoke test).")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of every method's fit (0).")
+    parser.add_argument("--only", default="", help="Only the methods whose name contains this text.")
+    parser.add_argument("--out", default="timeseries", help="Results' name in benchmarks/results/.")
     args = parser.parse_args()
+    methods = {name: run for name, run in METHODS.items() if args.only in name}
     truth: list[np.ndarray] = []
     whole_truth: list[np.ndarray] = []
     flags: dict[str, list[np.ndarray]] = {}
@@ -290,9 +319,9 @@ def main() -> None:
         train, test = frame.iloc[fit_part], frame.iloc[scored]
         truth.append(series.labels[scored].astype(bool))
         whole_truth.append(series.labels.astype(bool))
-        for method, run in METHODS.items():
+        for method, run in methods.items():
             started = time.perf_counter()
-            outcome = run(train, test, args.window)
+            outcome = run(train, test, args.window, args.seed)
             ratios.setdefault(method, []).append(np.asarray(outcome.ratio, np.float64))
             for suffix, flagged in outcome.whole.items():
                 whole_flags.setdefault(method + suffix, []).append(np.asarray(flagged, bool))
@@ -311,8 +340,9 @@ def main() -> None:
         "# time series: SKAB, outlier-detection protocol",
         "",
         f"{len(truth)} files, {len(all_truth):,} test points ({all_truth.mean():.1%} anomalous); first "
-        f"400 rows of each file train, the rest is scored; windows of {args.window} steps; one "
-        "configuration for all files; label-free thresholds at a 1% target. FAR range: over files.",
+        f"400 rows of each file train, the rest is scored; windows of {args.window} steps; seed "
+        f"{args.seed}; one configuration for all files; label-free thresholds at a 1% target. FAR range: "
+        "over files.",
         "",
         "| method | F1 | FAR % | MAR % | FAR % per file (min-median-max) |",
         "|---|---|---|---|---|",
@@ -371,8 +401,9 @@ def main() -> None:
         "seconds": seconds,
         "scoring_rows_per_s": speed,
         "window": args.window,
+        "seed": args.seed,
     }
-    publish(ROOT / "benchmarks" / "results", "timeseries", "\n".join(lines), figures)
+    publish(ROOT / "benchmarks" / "results", args.out, "\n".join(lines), figures)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,13 @@ class DetectorConfig(_Frozen):
         "time-ordered series, each sample is the sliding window of its last w rows, and scores belong to "
         "the window's last step (n - w + 1 scores for n rows).",
     )
+    drifting_channels: Literal["levels", "centered"] = Field(
+        "levels",
+        description="Windows only. 'centered': a channel whose level drifts within the training rows (KS "
+        "between their halves above 0.5, e.g. a temperature climbing through a run) is seen by its shape, "
+        "each window's mean removed, so later windows at a new level are not flagged for it; 'levels': "
+        "every channel as it is.",
+    )
     seed: int = Field(0, description="Seed of every random choice (split, init, batches).")
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")
 
@@ -130,6 +137,8 @@ class DetectorConfig(_Frozen):
     def _temporal_needs_windows(self) -> DetectorConfig:
         if self.model.encoder == "conv" and self.window == 1:
             raise ValueError("encoder 'conv' convolves over a window's steps: set window > 1")
+        if self.drifting_channels == "centered" and self.window == 1:
+            raise ValueError("drifting_channels 'centered' removes a window's mean: set window > 1")
         return self
 
     @classmethod

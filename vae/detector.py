@@ -34,7 +34,7 @@ from vae.mixing import auto_alpha, tune_alpha
 from vae.model import VAE
 from vae.persistence import load_state, save_state
 from vae.prefilter import PrefilterReport, drop_outliers
-from vae.preprocessing import Preprocessor, as_matrix
+from vae.preprocessing import Preprocessor, as_matrix, centered, drifting_channels
 from vae.scoring import Scorer
 from vae.state import FittedState, calibrate, mixed_scores
 from vae.timeseries import ema
@@ -138,8 +138,11 @@ class VAEDetector:
         train, hold = (
             self.split_holdout(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
         )
+        chosen = self._centered_channels(train, warm_start)
         train, tune = self._slice(train, cfg.train.tune_fraction)
-        X_train, X_tune, X_hold = (windows_of(p, cfg.window) for p in (train, tune, hold))
+        X_train, X_tune, X_hold = (
+            centered(windows_of(p, cfg.window), cfg.window, chosen) for p in (train, tune, hold)
+        )
         if len(X_train) < cfg.train.min_rows:
             unit = "rows" if cfg.window == 1 else f"windows of {cfg.window} steps"
             raise InputError(f"too few {unit} to fit: {len(X_train)} for training, need {cfg.train.min_rows}")
@@ -148,7 +151,7 @@ class VAEDetector:
         device = resolve_device(cfg.device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            pre, vae = self._initial_model(X_train, columns, warm_start)
+            pre, vae = self._initial_model(X_train, columns, warm_start, chosen)
         vae.to(device)
         to_t = lambda a: torch.as_tensor(pre.standardize(a), device=device)  # noqa: E731
         # A warm start is already fitted: annealing KL from zero again would undo its latent structure.
@@ -217,15 +220,27 @@ class VAEDetector:
         order = np.random.default_rng(cfg.seed).permutation(n)
         return [X[np.sort(order[n_out:])]], [X[np.sort(order[:n_out])]]
 
+    def _centered_channels(self, train: list[np.ndarray], warm_start: VAEDetector | None) -> tuple[int, ...]:
+        """The channels the model sees centered per window: a warm start's, else those drifting in `train`."""
+        if warm_start is not None:
+            return warm_start.state().preprocessor.centered
+        if self.config.drifting_channels == "levels":
+            return ()
+        return drifting_channels(np.concatenate(train))
+
     def _initial_model(
-        self, X_train: np.ndarray, columns: tuple[str, ...] | None, warm_start: VAEDetector | None
+        self,
+        X_train: np.ndarray,
+        columns: tuple[str, ...] | None,
+        warm_start: VAEDetector | None,
+        centered: tuple[int, ...],
     ) -> tuple[Preprocessor, VAE]:
         m = self.config.model
         n_features = X_train.shape[1]
         hidden, latent = m.architecture(n_features)
         vae = VAE.of(self.config, n_features, hidden, latent)
         if warm_start is None:
-            return Preprocessor.fit(X_train, columns, self.config.window), vae
+            return Preprocessor.fit(X_train, columns, self.config.window, centered), vae
         src = warm_start.state()
         src_pre, src_vae = src.preprocessor, src.vae
         if src_pre.window != self.config.window:
@@ -378,7 +393,10 @@ class VAEDetector:
         )
 
     def reconstruct(self, X: Any) -> pd.DataFrame:
-        """Each score's row as the model rebuilds it (raw units; a window's last step), for inspection."""
+        """Each score's row as the model rebuilds it (raw units; a window's last step), for inspection.
+
+        A centered channel (`drifting_channels`) is rebuilt as the model sees it: less its window's mean.
+        """
         pre, scorer = self.preprocessor_, self.state().scorer
 
         def last_step(x: torch.Tensor) -> torch.Tensor:

@@ -34,13 +34,13 @@ SUFFIX: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
 class ScoreAndFlag(nn.Module):
     """Raw rows -> (score, score > threshold): everything a consumer needs, in one graph."""
 
-    def __init__(self, scorer: nn.Module) -> None:
+    def __init__(self, centering: nn.Module, scorer: nn.Module) -> None:
         super().__init__()
-        self.scorer = scorer
+        self.centering, self.scorer = centering, scorer
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Scores (n_samples,) and flags (n_samples,) of raw float32 rows."""
-        score = self.scorer(x)
+        """Scores (n_samples,) and flags (n_samples,) of raw float32 rows (or windows)."""
+        score = self.scorer(self.centering(x))
         return score, score > self.scorer.threshold
 
 
@@ -76,8 +76,9 @@ def export_state(
     Raises:
         ExportError: the exporter failed, or the artifact's scores differ by more than `tolerance`.
     """
-    x = state.preprocessor.check(X_check)
-    module = ScoreAndFlag(copy.deepcopy(state.scorer)).eval()
+    pre = state.preprocessor
+    x = pre.samples(X_check)
+    module = ScoreAndFlag(pre.centering(), copy.deepcopy(state.scorer)).eval()
     target = Path(path)
     tmp = target.with_name(f".{target.name}.tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,7 @@ def export_state(
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{fmt} export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     with torch.inference_mode():
-        reference = state.scorer(torch.from_numpy(x)).numpy()
+        reference = state.scorer(torch.from_numpy(pre.check(X_check))).numpy()
     report = ExportReport(
         target,
         fmt,

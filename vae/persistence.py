@@ -51,6 +51,7 @@ def save_state(config: DetectorConfig, state: FittedState, folder: Path) -> Path
         "format_version": FORMAT_VERSION,
         "config": config.model_dump(mode="json"),
         "columns": list(pre.columns) if pre.columns else None,
+        "centered_channels": list(pre.centered),
         "hidden_dims": list(vae.hidden_dims),
         "latent_dim": vae.latent_dim,
         "threshold": state.threshold,
@@ -112,7 +113,13 @@ def _rebuild(
     """The saved config and state, and the threshold this version computes from the saved terms."""
     config = DetectorConfig.model_validate(meta["config"])
     columns = tuple(meta["columns"]) if meta["columns"] else None
-    pre = Preprocessor(tensors["pre.mean"].numpy(), tensors["pre.scale"].numpy(), columns, config.window)
+    pre = Preprocessor(
+        tensors["pre.mean"].numpy(),
+        tensors["pre.scale"].numpy(),
+        columns,
+        config.window,
+        tuple(meta.get("centered_channels", [])),  # files from before channels could be centered: none
+    )
     vae = VAE.of(config, pre.n_features, tuple(meta["hidden_dims"]), meta["latent_dim"])
     vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})
     scorer = Scorer(vae, pre, config.score)

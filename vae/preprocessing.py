@@ -1,5 +1,9 @@
 """Input contract and scaling: checks every batch and standardizes with statistics of the training rows.
 
+Windows can also see some channels by their shape rather than their level: a channel whose level drifts
+within the training rows (a temperature that climbs through a run) has each window's mean removed
+(`drifting_channels`, `CenteredChannels`), so a later window at a new level looks like the ones before.
+
 Example:
     >>> pre = Preprocessor.fit(np.random.default_rng(0).normal(size=(100, 3)))
     >>> pre.transform(np.zeros((2, 3))).shape
@@ -13,6 +17,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
+from scipy.stats import ks_2samp
+from torch import nn
 
 from vae.errors import InputError
 from vae.windowing import parts_of, require_time_order, windows_of
@@ -74,17 +81,60 @@ def _frame_values(X: pd.DataFrame, columns: tuple[str, ...] | None) -> np.ndarra
     return X.to_numpy(dtype=np.float32)
 
 
+DRIFT_KS = 0.5  # KS between the halves of a channel's training rows above which its level drifts
+
+
+def drifting_channels(rows: np.ndarray) -> tuple[int, ...]:
+    """The channels of time-ordered rows whose level drifts: KS between their halves above DRIFT_KS."""
+    half = len(rows) // 2
+    return tuple(
+        c for c in range(rows.shape[1]) if ks_2samp(rows[:half, c], rows[half:, c]).statistic > DRIFT_KS
+    )
+
+
+class CenteredChannels(nn.Module):
+    """Flat time-major windows with the chosen channels' window mean removed; the others pass unchanged.
+
+    Linear and idempotent (a centered window is its own centering), so it can lead an exported graph.
+    """
+
+    mask: torch.Tensor
+
+    def __init__(self, window: int, n_channels: int, channels: tuple[int, ...]) -> None:
+        super().__init__()
+        self.window, self.n_channels = window, n_channels
+        mask = torch.zeros(n_channels)
+        mask[list(channels)] = 1.0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Windows (n, window * n_channels) -> the same, the chosen channels centered per window."""
+        steps = x.reshape(-1, self.window, self.n_channels)
+        return (steps - self.mask * steps.mean(dim=1, keepdim=True)).flatten(1)
+
+
+def centered(samples: np.ndarray, window: int, channels: tuple[int, ...]) -> np.ndarray:
+    """`CenteredChannels` on checked windows (float32); the samples themselves when no channel is chosen."""
+    if not channels:
+        return samples
+    center = CenteredChannels(window, samples.shape[1] // window, channels)
+    with torch.inference_mode():
+        return center(torch.from_numpy(samples)).numpy()
+
+
 @dataclass(frozen=True)
 class Preprocessor:
     """Column contract, sliding windows (for window > 1) and a standard scaler fitted on training samples.
 
-    `mean` and `scale` have one entry per model input: `window * n_channels` of them, time-major.
+    `mean` and `scale` have one entry per model input: `window * n_channels` of them, time-major, fitted
+    on the windows as the model sees them (the `centered` channels' window mean removed).
     """
 
     mean: np.ndarray
     scale: np.ndarray
     columns: tuple[str, ...] | None = None
     window: int = 1
+    centered: tuple[int, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -97,12 +147,18 @@ class Preprocessor:
         return self.n_features // self.window
 
     @classmethod
-    def fit(cls, values: np.ndarray, columns: tuple[str, ...] | None = None, window: int = 1) -> Preprocessor:
-        """Learn means and scales of checked samples (windows when window > 1); constants get scale 1."""
+    def fit(
+        cls,
+        values: np.ndarray,
+        columns: tuple[str, ...] | None = None,
+        window: int = 1,
+        centered: tuple[int, ...] = (),
+    ) -> Preprocessor:
+        """Learn means and scales of checked samples (as `check` returns them); constants get scale 1."""
         mean = values.mean(axis=0, dtype=np.float64)
         std = values.std(axis=0, dtype=np.float64)
         scale = np.where(std > 1e-8 * np.maximum(1.0, np.abs(mean)), std, 1.0)
-        return cls(mean.astype(np.float32), scale.astype(np.float32), columns, window)
+        return cls(mean.astype(np.float32), scale.astype(np.float32), columns, window, centered)
 
     def observations(self, X: Any) -> np.ndarray:
         """Validate rows of X against the column contract; raw float32 values in contract order."""
@@ -110,12 +166,22 @@ class Preprocessor:
             return as_matrix(X, columns=self.columns)
         return as_matrix(X, n_features=self.n_channels)
 
-    def check(self, X: Any) -> np.ndarray:
-        """The model's raw input samples of X (or of `Segments`): checked rows, or windows for window > 1."""
+    def samples(self, X: Any) -> np.ndarray:
+        """Raw samples of X (or of `Segments`): checked rows, or windows for window > 1 (an export's)."""
         parts = parts_of(X)
         if self.window > 1:
             require_time_order(parts)
         return windows_of([self.observations(p) for p in parts], self.window)
+
+    def check(self, X: Any) -> np.ndarray:
+        """The model's input samples of X: `samples`, the `centered` channels centered per window."""
+        return centered(self.samples(X), self.window, self.centered)
+
+    def centering(self) -> nn.Module:
+        """`check`'s step from raw samples to the model's, as a module (identity if nothing is centered)."""
+        if not self.centered:
+            return nn.Identity()
+        return CenteredChannels(self.window, self.n_channels, self.centered)
 
     def standardize(self, samples: np.ndarray) -> np.ndarray:
         """Standardize checked samples (the output of `check`)."""

@@ -80,15 +80,12 @@ def test_the_review_page_of_a_failing_day_has_every_section_in_a_browser(champio
     client = MlflowClient(settings.tracking_uri())
     assert [a.path for a in client.list_artifacts(outcome.run_id)] == [outcome.page.name]
     assert client.get_run(outcome.run_id).data.tags["day"] == dates[-2].isoformat()
-    with get_client(sync_client=True) as prefect:
-        found = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["review-mammography"]))
+    with get_client(sync_client=True) as prefect:  # the page's link, and the day's alert groups as a table
+        found, groups = (
+            prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            for key in ("review-mammography", "alert-groups-mammography")
         )
     assert found and found[0].type == "markdown" and outcome.page.name in found[0].data
-    with get_client(sync_client=True) as prefect:  # the day's alert groups, a markdown table in the UI
-        groups = prefect.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["alert-groups-mammography"]))
-        )
     table = next(a.data for a in groups if f"on {dates[-2]}," in a.data).splitlines()[2:]
     assert [cell.strip() for cell in table[0].strip("|").split("|")][:2] == ["group", "rows"]
     assert len(table) == 2 + len(scored[-1].groups.groups) > 2

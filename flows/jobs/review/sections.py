@@ -157,7 +157,7 @@ def examples(
     samples = windows_ending(scorer, rows, at)
     pre = detector.preprocessor_
     mean, scale = pre.mean[-pre.n_channels :], pre.scale[-pre.n_channels :]
-    inputs = (detector.observations(rows.iloc[at][names]) - mean) / scale
+    inputs = (pre.check(samples)[:, -pre.n_channels :] - mean) / scale  # as the model sees the last step
     rebuilt = (detector.reconstruct(samples).to_numpy() - mean) / scale
     contributions = detector.feature_contributions(samples).to_numpy()
     shares = contributions / contributions.sum(axis=1, keepdims=True)
