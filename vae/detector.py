@@ -221,9 +221,13 @@ class VAEDetector:
         return [X[np.sort(order[n_out:])]], [X[np.sort(order[:n_out])]]
 
     def _centered_channels(self, train: list[np.ndarray], warm_start: VAEDetector | None) -> tuple[int, ...]:
-        """The channels the model sees centered per window: a warm start's, else those drifting in `train`."""
+        """The channels the model sees centered per window: a warm start's, else those drifting in `train`.
+
+        A warm start of other columns centers nothing here: `_initial_model` refuses it by name.
+        """
         if warm_start is not None:
-            return warm_start.state().preprocessor.centered
+            source = warm_start.state().preprocessor
+            return source.centered if source.n_channels == train[0].shape[1] else ()
         if self.config.drifting_channels == "levels":
             return ()
         return drifting_channels(np.concatenate(train))

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from vae import StreamState, VAEDetector, advance
+from vae import InputError, StreamState, VAEDetector, advance
 from vae.datasets import load_skab
 from vae.preprocessing import CenteredChannels, drifting_channels
 
@@ -80,6 +80,8 @@ def test_centered_channels_are_kept_by_save_load_export_streams_and_warm_starts(
     np.testing.assert_allclose(streamed, centered.score(new), rtol=1e-4)
     warm = VAEDetector(window=WINDOW, **OPTIONS).fit(climbing.iloc[200:800], warm_start=centered)
     assert warm.preprocessor_.centered == (1,)  # the champion's preprocessing, whatever this config says
+    with pytest.raises(InputError, match="warm_start was trained on"):
+        VAEDetector(window=WINDOW, **OPTIONS).fit(climbing.iloc[:600, :1], warm_start=centered)
 
 
 def test_centering_needs_windows():
