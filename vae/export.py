@@ -89,7 +89,7 @@ def export_state(
         tmp.unlink(missing_ok=True)
         raise ExportError(f"{fmt} export failed: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     with torch.inference_mode():
-        reference = state.scorer(torch.from_numpy(pre.check(X_check))).numpy()
+        reference = state.scorer(module.centering(torch.from_numpy(x))).numpy()
     report = ExportReport(
         target,
         fmt,

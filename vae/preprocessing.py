@@ -113,13 +113,15 @@ class CenteredChannels(nn.Module):
         return (steps - self.mask * steps.mean(dim=1, keepdim=True)).flatten(1)
 
 
+def centering(window: int, n_channels: int, channels: tuple[int, ...]) -> nn.Module:
+    """`CenteredChannels` for these channels, or the identity when none is chosen."""
+    return CenteredChannels(window, n_channels, channels) if channels else nn.Identity()
+
+
 def centered(samples: np.ndarray, window: int, channels: tuple[int, ...]) -> np.ndarray:
-    """`CenteredChannels` on checked windows (float32); the samples themselves when no channel is chosen."""
-    if not channels:
-        return samples
-    center = CenteredChannels(window, samples.shape[1] // window, channels)
+    """Checked windows (float32) with the chosen channels centered per window (`centering`)."""
     with torch.inference_mode():
-        return center(torch.from_numpy(samples)).numpy()
+        return centering(window, samples.shape[1] // window, channels)(torch.from_numpy(samples)).numpy()
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,7 @@ class Preprocessor:
 
     def centering(self) -> nn.Module:
         """`check`'s step from raw samples to the model's, as a module (identity if nothing is centered)."""
-        if not self.centered:
-            return nn.Identity()
-        return CenteredChannels(self.window, self.n_channels, self.centered)
+        return centering(self.window, self.n_channels, self.centered)
 
     def standardize(self, samples: np.ndarray) -> np.ndarray:
         """Standardize checked samples (the output of `check`)."""
