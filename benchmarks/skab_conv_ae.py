@@ -15,6 +15,10 @@ row can be checked on the same split as ours, in the same run:
 - SKAB's rule from windows to rows: row i is an anomaly when every window that starts in the N - 1 rows
   up to i (i - N + 1 ... i - 1) is above the limit; the first N - 1 rows of a file, and its last rows
   past the last full set of such windows, are never flagged.
+SKAB's rule never flags a file's last 2N - 2 rows (its loop stops where the last full set of windows
+does): `covering_scores` is another rule for comparison, not SKAB's code: a row is flagged when every
+window that covers it is above the limit, and only its last N - 1 rows (whose windows run past the end)
+are left undecided.
 `per_channel=True` is a variant, not SKAB's code: one output channel per input channel (what the broadcast
 most likely meant), everything else the same.
 Keras' weight initialisation and "same" padding (2 left, 3 right at stride 2) differ from torch's
@@ -31,6 +35,8 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from vae.timeseries import to_time_steps
+
 STEPS, QUANTILE, MARGIN = 60, 0.999, 4 / 3
 EPOCHS, BATCH, PATIENCE, VALIDATION = 100, 32, 5, 0.1
 
@@ -41,6 +47,7 @@ class ConvAEResult:
 
     flags: np.ndarray
     score: np.ndarray  # the lowest residual of the windows the rule looks at (-inf: never flagged)
+    covering: np.ndarray  # the flags of the rule that looks at every window covering a row
     limit: float
     floor: float  # the lowest training residual
 
@@ -110,8 +117,11 @@ def conv_ae(
     model = _fit(trained, seed, per_channel)
     limit_from = _residuals(model, trained)
     upper = limit(limit_from)
-    score = row_scores(_residuals(model, _windows(scaler.transform(whole))))
-    return ConvAEResult(score > upper, score, upper, float(limit_from.min()))
+    residuals = _residuals(model, _windows(scaler.transform(whole)))
+    score = row_scores(residuals)
+    return ConvAEResult(
+        score > upper, score, covering_scores(residuals) > upper, upper, float(limit_from.min())
+    )
 
 
 def limit(residuals: np.ndarray) -> float:
@@ -129,4 +139,14 @@ def row_scores(residuals: np.ndarray) -> np.ndarray:
     score = np.full(len(residuals) + STEPS - 1, -np.inf)
     for row in range(STEPS - 1, len(residuals) - STEPS + 1):
         score[row] = residuals[row - STEPS + 1 : row].min()
+    return score
+
+
+def covering_scores(residuals: np.ndarray) -> np.ndarray:
+    """Row i's score: the lowest residual of every window that covers it; -inf for the last STEPS - 1 rows.
+
+    Those rows' covering windows run past the file's end, so they stay undecided (never flagged).
+    """
+    score = to_time_steps(residuals, len(residuals) + STEPS - 1, STEPS, reduce="min")
+    score[len(residuals) :] = -np.inf
     return score

@@ -1,4 +1,4 @@
-"""Thresholds and p-values from held-out normal scores (split conformal), plus a Gaussian-tail option.
+"""Thresholds and p-values from held-out normal scores (split conformal); Gaussian-tail and control limits.
 
 Example:
     >>> t = conformal_threshold(np.arange(999.0), fpr=0.01)   # the 990th smallest of 999
@@ -85,6 +85,20 @@ def gaussian_tail_threshold(scores: np.ndarray, fpr: float) -> float:
     scores = _checked(scores, fpr)
     q25, q50, q75 = np.quantile(scores, [0.25, 0.5, 0.75])
     return float(q50 + NormalDist().inv_cdf(1 - fpr) * (q75 - q25) / IQR_TO_STD)
+
+
+CONTROL_MARGIN = 4 / 3  # how far an in-sample control limit sits above its quantile
+
+
+def control_limit(errors: np.ndarray, fpr: float) -> float:
+    """An upper control limit: CONTROL_MARGIN times the (1 - fpr) quantile of in-sample errors (>= 0).
+
+    Process control's way (and SKAB's Conv-AE's): the limit comes from the rows the model was fitted
+    on, whose errors run lower than new normal rows', so it is widened by a third instead of holding
+    rows out. No FPR guarantee: it trades one for training on every row, which short series need.
+    """
+    errors = _checked(errors, fpr)
+    return float(np.quantile(errors, 1 - fpr) * CONTROL_MARGIN)
 
 
 def conformal_pvalues(calibration_sorted: np.ndarray, scores: np.ndarray) -> np.ndarray:

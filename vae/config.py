@@ -104,9 +104,22 @@ class ScoreConfig(_Frozen):
     alpha: float | Literal["auto"] = Field(
         "auto", description="Weight of the reconstruction term; 'auto' picks it without labels."
     )
-    threshold_method: Literal["conformal", "gaussian_tail"] = Field(
-        "conformal", description="Threshold from held-out normal scores."
+    threshold_method: Literal["conformal", "gaussian_tail", "control_limit"] = Field(
+        "conformal",
+        description="conformal / gaussian_tail: from held-out normal scores. control_limit (alpha 1): "
+        "an upper control limit as process control sets one, 4/3 of the (1 - target_fpr) quantile of the "
+        "raw reconstruction error of the training rows themselves (none held out: fit for short series; "
+        "SKAB's Conv-AE sets its limit so).",
     )
+
+    @model_validator(mode="after")
+    def _control_limit_needs_reconstruction_alone(self) -> ScoreConfig:
+        if self.threshold_method == "control_limit" and self.alpha != 1:
+            raise ValueError(
+                f"threshold_method 'control_limit' limits the reconstruction error alone: set alpha 1, "
+                f"not {self.alpha!r}"
+            )
+        return self
 
 
 class DetectorConfig(_Frozen):

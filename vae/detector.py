@@ -117,7 +117,8 @@ class VAEDetector:
                 default a seeded slice of X (its newest rows for window > 1): `val_fraction` of it,
                 raised towards 2/target_fpr samples (up to half of X, or the 1/target_fpr - 1 that
                 calibration needs). The training decisions (early stopping, score normalization, alpha)
-                use a tuning slice of the remaining rows (`tune_fraction`), never these.
+                use a tuning slice of the remaining rows (`tune_fraction`), never these. A control limit
+                (`threshold_method='control_limit'`) holds nothing out: by default its rows are X itself.
             warm_start: a fitted detector with the same features and architecture; training starts
                 from its weights and keeps its preprocessing.
             shadow_anomalies: known anomalies used only to choose alpha (when alpha='auto').
@@ -135,9 +136,12 @@ class VAEDetector:
         first = as_matrix(parts[0], columns=columns)
         check = lambda p: as_matrix(p, columns=columns, n_features=first.shape[1])  # noqa: E731
         rows = [first, *map(check, parts[1:])]
-        train, hold = (
-            self.split_holdout(rows) if X_val is None else (rows, [check(p) for p in parts_of(X_val)])
-        )
+        if X_val is not None:
+            train, hold = rows, [check(p) for p in parts_of(X_val)]
+        elif cfg.score.threshold_method == "control_limit":
+            train, hold = rows, rows  # a control limit comes from the fitted rows themselves
+        else:
+            train, hold = self.split_holdout(rows)
         chosen = self._centered_channels(train, warm_start)
         train, tune = self._slice(train, cfg.train.tune_fraction)
         X_train, X_tune, X_hold = (

@@ -29,7 +29,7 @@ from vae.model import VAE
 from vae.prefilter import PrefilterReport
 from vae.preprocessing import Preprocessor
 from vae.scoring import Scorer
-from vae.state import FittedState, calibrated_threshold, mixed_scores
+from vae.state import FittedState, calibrated_threshold
 from vae.training import EpochStats
 
 FORMAT_VERSION = 1  # files without "threshold" (written before it was saved) still load: it is recomputed
@@ -130,8 +130,7 @@ def _rebuild(
     if sum(runs) != len(terms):
         raise RuntimeError(f"calibration runs cover {sum(runs)} scores, the file holds {len(terms)}")
     fpr = meta["threshold_fpr"]
-    scores = mixed_scores(terms, float(scorer.alpha), scorer.combine)
-    recomputed = calibrated_threshold(scores, fpr, config.score.threshold_method)
+    recomputed = calibrated_threshold(scorer, terms, float(scorer.alpha), fpr, config.score.threshold_method)
     scorer.threshold.fill_(meta.get("threshold", recomputed))  # files from before it was saved: recomputed
     state = FittedState(
         preprocessor=pre,

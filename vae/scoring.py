@@ -205,6 +205,15 @@ class Scorer(nn.Module):
             return torch.sigmoid(r), torch.sigmoid(z)
         return r, z
 
+    def raw_reconstruction(self, r: torch.Tensor) -> torch.Tensor:
+        """The raw reconstruction errors whose normalized terms are `r`: `normalize`'s inverse."""
+        if self.transform == "softplus":
+            r = r.clamp_min(torch.finfo(r.dtype).tiny)
+            r = r + torch.log(-torch.expm1(-r))  # log(expm1(r)), stable for large r
+        elif self.transform == "sigmoid":
+            r = torch.logit(r)
+        return self.center[0] + self.spread[0] * r
+
     def mix(self, r: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Combine normalized terms with this scorer's alpha."""
         return mix_terms(r, z, self.alpha, self.combine)

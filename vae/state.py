@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vae import calibration
+from vae.errors import CalibrationError
 from vae.model import VAE
 from vae.prefilter import PrefilterReport
 from vae.preprocessing import Preprocessor
@@ -72,12 +73,23 @@ def mixed_scores(terms: np.ndarray, alpha: float, combine: str) -> np.ndarray:
     return mix_terms(t[:, 0], t[:, 1], alpha, combine).double().numpy()
 
 
-def calibrated_threshold(scores: np.ndarray, fpr: float, method: str) -> float:
-    """The threshold that flags `fpr` of normal scores: 'conformal' or 'gaussian_tail' (`ScoreConfig`).
+def calibrated_threshold(scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float, method: str) -> float:
+    """The threshold on scores at `alpha` that `method` (`ScoreConfig.threshold_method`) sets from `terms`.
+
+    'conformal' and 'gaussian_tail' flag `fpr` of the calibration scores; 'control_limit' limits the raw
+    reconstruction error (alpha 1) and returns that limit as a score.
 
     Raises:
-        CalibrationError: the scores cannot resolve `fpr` (conformal), or are empty or non-finite.
+        CalibrationError: the scores cannot resolve `fpr` (conformal), are empty or non-finite, or a
+            control limit at another alpha.
     """
+    if method == "control_limit":
+        if alpha != 1:
+            raise CalibrationError(f"a control limit needs alpha 1 (reconstruction alone), not {alpha}")
+        errors = scorer.raw_reconstruction(torch.as_tensor(terms[:, 0])).double().numpy()
+        limit = torch.tensor([calibration.control_limit(errors, fpr)], dtype=torch.float32)
+        return float(scorer.normalize(limit, torch.zeros(1))[0][0])
+    scores = mixed_scores(terms, alpha, scorer.combine)
     if method == "conformal":
         return calibration.conformal_threshold(scores, fpr)
     return calibration.gaussian_tail_threshold(scores, fpr)
@@ -89,7 +101,7 @@ def calibrate(scorer: Scorer, terms: np.ndarray, alpha: float, fpr: float, metho
     Raises:
         CalibrationError: as `calibrated_threshold`; `scorer` is never changed.
     """
-    threshold = calibrated_threshold(mixed_scores(terms, alpha, scorer.combine), fpr, method)
+    threshold = calibrated_threshold(scorer, terms, alpha, fpr, method)
     calibrated = copy.deepcopy(scorer)
     calibrated.alpha.fill_(alpha)
     calibrated.threshold.fill_(threshold)

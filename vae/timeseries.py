@@ -36,17 +36,23 @@ def to_time_steps(
     n_steps: int,
     size: int,
     stride: int = 1,
-    reduce: Literal["mean", "max"] = "max",
+    reduce: Literal["mean", "max", "min"] = "max",
 ) -> np.ndarray:
-    """Map window scores back to the steps each window covers (mean or max over covering windows)."""
+    """Map window scores back to the steps each window covers: the mean, max or min over covering windows.
+
+    "max": a step is as anomalous as the worst window that holds it (any window's alert marks all its
+    steps). "min": as the least anomalous one, so a step is above a threshold only when every window
+    covering it is (a consensus that keeps a short event from marking a window's worth of steps).
+    """
     scores = np.asarray(window_scores, dtype=np.float64)
     starts = window_starts(n_steps, size, stride)
     if scores.shape != starts.shape:
         raise InputError(f"expected {len(starts)} window scores for {n_steps} steps, got {scores.shape[0]}")
-    if reduce == "max":
-        out = np.full(n_steps, -np.inf)
+    if reduce in ("max", "min"):
+        extreme = np.maximum if reduce == "max" else np.minimum
+        out = np.full(n_steps, -np.inf if reduce == "max" else np.inf)
         for offset in range(size):
-            np.maximum.at(out, starts + offset, scores)
+            extreme.at(out, starts + offset, scores)
         return out
     sums, counts = np.zeros(n_steps + 1), np.zeros(n_steps + 1)
     np.add.at(sums, starts, scores)

@@ -25,6 +25,16 @@ def test_window_scores_map_back_to_steps():
     assert to_time_steps(scores, n, size, reduce="max").tolist() == [0, 1, 2, 3, 4, 5, 6, 6, 6, 6]
     mean = to_time_steps(scores, n, size, reduce="mean")
     assert mean[0] == 0 and mean[3] == pytest.approx(1.5) and mean[9] == 6
+    assert to_time_steps(scores, n, size, reduce="min").tolist() == [0, 0, 0, 0, 1, 2, 3, 4, 5, 6]
+
+
+def test_with_min_a_step_is_above_a_threshold_only_when_every_window_covering_it_is():
+    n, size = 12, 4
+    scores = np.zeros(9)
+    scores[3:6] = 5.0  # three windows high (starting at 3, 4, 5): four windows cover every inner step
+    assert not (to_time_steps(scores, n, size, reduce="min") > 1).any()
+    scores[2:8] = 5.0  # windows 2..7 high: steps 5, 6, 7 lie in no other window
+    assert np.flatnonzero(to_time_steps(scores, n, size, reduce="min") > 1).tolist() == [5, 6, 7]
 
 
 def test_short_series_and_nan_are_refused():
