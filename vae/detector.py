@@ -301,7 +301,10 @@ class VAEDetector:
 
     @property
     def calibration_terms_(self) -> np.ndarray:
-        """Normalized (reconstruction, latent) terms of the held-out normal samples, (n, 2)."""
+        """Normalized (reconstruction, latent) terms of the calibration samples, (n, 2).
+
+        Held-out normal samples; for a control limit, the fitted ones.
+        """
         return self.state().calibration_terms
 
     @property
@@ -311,7 +314,7 @@ class VAEDetector:
 
     @property
     def calibration_scores_(self) -> np.ndarray:
-        """Scores of the held-out normal samples, sorted ascending."""
+        """Scores of the calibration samples (`calibration_terms_`), sorted ascending."""
         return self.state().calibration_scores
 
     @property

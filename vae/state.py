@@ -33,7 +33,8 @@ class FittedState:
         preprocessor: the column contract and scaler.
         vae: the trained network, on the CPU, in eval mode.
         scorer: raw rows to scores; its `alpha` and `threshold` are the ones scores, flags and exports use.
-        calibration_terms: normalized (reconstruction, latent) terms of the held-out normal samples, (n, 2).
+        calibration_terms: normalized (reconstruction, latent) terms of the calibration samples, (n, 2):
+            held-out normal samples, or the fitted ones for a control limit.
         calibration_runs: lengths of the gap-free runs of those samples, in order.
         threshold_fpr: the false-positive rate the threshold was calibrated to.
         history: one `EpochStats` per training epoch.
@@ -63,7 +64,7 @@ class FittedState:
 
     @cached_property
     def calibration_scores(self) -> np.ndarray:
-        """Scores of the held-out normal samples at this alpha, sorted ascending (float64)."""
+        """Scores of the calibration samples at this alpha, sorted ascending (float64)."""
         return np.sort(mixed_scores(self.calibration_terms, self.alpha, self.scorer.combine))
 
 
