@@ -11,7 +11,8 @@ row can be checked on the same split as ours, in the same run:
 - Adam 1e-3 on the mean squared error, batches of 32, at most 100 epochs, the last 10% of the windows
   held out for early stopping (patience 5, the last epoch's weights kept);
 - a window's residual: the sum over channels of the mean absolute error over its steps; the limit (UCL):
-  4/3 of the 99.9% quantile of the training windows' residuals;
+  4/3 of the 99.9% quantile of the training windows' residuals (`vae.calibration.control_limit`, the
+  limit the detector sets with `threshold_method="control_limit"`);
 - SKAB's rule from windows to rows: row i is an anomaly when every window that starts in the N - 1 rows
   up to i (i - N + 1 ... i - 1) is above the limit; the first N - 1 rows of a file, and its last rows
   past the last full set of such windows, are never flagged.
@@ -35,9 +36,10 @@ import torch
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from vae.calibration import control_limit
 from vae.timeseries import to_time_steps
 
-STEPS, QUANTILE, MARGIN = 60, 0.999, 4 / 3
+STEPS, QUANTILE = 60, 0.999
 EPOCHS, BATCH, PATIENCE, VALIDATION = 100, 32, 5, 0.1
 
 
@@ -116,17 +118,12 @@ def conv_ae(
     trained = _windows(scaler.transform(train))
     model = _fit(trained, seed, per_channel)
     limit_from = _residuals(model, trained)
-    upper = limit(limit_from)
+    upper = control_limit(limit_from, 1 - QUANTILE)  # pandas' and numpy's quantiles agree
     residuals = _residuals(model, _windows(scaler.transform(whole)))
     score = row_scores(residuals)
     return ConvAEResult(
         score > upper, score, covering_scores(residuals) > upper, upper, float(limit_from.min())
     )
-
-
-def limit(residuals: np.ndarray) -> float:
-    """SKAB's upper control limit: MARGIN times the QUANTILE of the training windows' residuals."""
-    return float(np.quantile(residuals, QUANTILE) * MARGIN)  # pandas' and numpy's quantiles agree
 
 
 def row_scores(residuals: np.ndarray) -> np.ndarray:
