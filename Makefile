@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml
 demo: install
 	$(VENV)/bin/sentinel demo
 
-# Two workers: the stack's tests (one xdist group, first in the queue) wait mostly on real clocks
-# (schedules, heartbeats, leases) on one worker while the other runs the rest.
+# Three workers: the stack's tests, two xdist groups queued first, each on a stack and a worker of its own
+# (tests/stack/conftest.py), while the third runs the rest; then all three share what is left.
 test: install
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(VENV)/bin/pytest -n 3 --dist loadgroup --no-loadscope-reorder
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy

@@ -270,8 +270,12 @@ def deploy(
     monitor_work_pool: Annotated[
         str | None, typer.Option(help="Work pool for monitor runs (default: --work-pool), e.g. CPU workers.")
     ] = None,
-    retrain_cron: Annotated[str, typer.Option(help="When to retrain, cron (UTC).")] = "0 3 * * *",
-    monitor_cron: Annotated[str, typer.Option(help="When to check for drift, cron (UTC).")] = "0 * * * *",
+    retrain_cron: Annotated[
+        str, typer.Option(help="When to retrain, cron (UTC; an optional sixth field is seconds).")
+    ] = "0 3 * * *",
+    monitor_cron: Annotated[
+        str, typer.Option(help="When to check for drift, cron (UTC; an optional sixth field is seconds).")
+    ] = "0 * * * *",
     dataset: Annotated[
         str | None, typer.Option(help="Dataset folder (default: settings, where runs run).")
     ] = None,

@@ -211,6 +211,9 @@ class StackSettings(_Section):
     scheduler_loop_seconds: float = Field(
         60.0, gt=0, description="How often Prefect's scheduler creates runs from schedules."
     )
+    slot_wait_seconds: float = Field(
+        30.0, gt=0, description="Prefect's wait between tries of a run queued for a deployment's slot."
+    )
     start_seconds: float = Field(180.0, gt=0, description="How long each part may take to answer.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,31 @@ from vae.datasets import LabelledSet, find_shipped, load_npz
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, torch in each worker takes its share of the cores (at least one thread):
+    OpenMP threads that outnumber the cores spin against each other and collapse."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """GPU tests skip without CUDA; grouped tests (the stack's) go first, so that under `make test`'s
-    `-n 2 --dist loadgroup` their worker starts on them while the other runs everything else."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    """GPU tests skip without CUDA; grouped tests (the stack's two groups) go first, so that under
+    `make test`'s `-n 2 --dist loadgroup` each worker starts on one group, then both share the rest.
+
+    Groups sort by name: in one process the two share a stack, and `stack` (the story, whose scheduled
+    retrains must beat the first champion) runs before `stack-faults` (whose lenient retrains promote)."""
+    items.sort(key=_group_order)
     if not torch.cuda.is_available():
         skip = pytest.mark.skip(reason="needs CUDA")
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+def _group_order(item: pytest.Item) -> tuple[bool, str]:
+    group = item.get_closest_marker("xdist_group")
+    return (group is None, group.args[0] if group else "")
 
 
 @pytest.fixture(scope="session")

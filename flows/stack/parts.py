@@ -128,6 +128,7 @@ def parts(settings: Settings) -> list[Part]:
                 "PREFECT_HOME": str(home / "prefect"),
                 "PREFECT_SERVER_DATABASE_CONNECTION_URL": postgres_url(s, "prefect", "postgresql+asyncpg"),
                 "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": str(s.scheduler_loop_seconds),
+                "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": str(s.slot_wait_seconds),
             },
         ),
         *[

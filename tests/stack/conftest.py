@@ -1,8 +1,13 @@
-"""The stack for every test here: brought up once by `sentinel stack up`, torn down whatever happens.
+"""The stack for the tests here: brought up once per test process by `sentinel stack up`, torn down
+whatever happens.
 
 `stack` is the environment that points sentinel at it; `scheduled` is the lake seeded in S3, both
-deployments on the workers' pools (retrain every minute, monitor paused), and the first scheduled
-retrain's flow run. Helpers read the Prefect and MLflow servers' own APIs.
+deployments on the workers' pools (every 15 s, both paused after the first retrain), and the first
+scheduled retrain's flow run. Helpers read the Prefect and MLflow servers' own APIs.
+
+Under `make test` (`-n 2 --dist loadgroup`) the two xdist groups, `stack` (the parts and the story,
+test_stack.py and test_story.py) and `stack-faults` (test_faults.py), run on the two workers, each on
+a stack of its own; in one process they share one stack, the story first (tests/conftest.py orders it).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import mlflow
 import pytest
 
 from flows.adapters.connect import lake_of
+from flows.adapters.lake import Lake
 from flows.console.demo import demo_data, seed_lake
 from flows.stack.client import on_free_ports, pause_schedule, pointed_at, wait_until
 from flows.stack.parts import exports
@@ -31,6 +37,9 @@ from flows.stack.parts import exports
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 MODEL = "vae-sentinel"
+DATASET = "mammography"
+LENIENT = {"LOSS_TOLERANCE": 10, "RECALL_TOLERANCE": 1, "ALERT_RATE_LOWER": 0, "ALERT_RATE_UPPER": 1000}
+EVERY_15_S = "* * * * * */15"  # croniter's sixth field is seconds: the tests wait a quarter of a minute
 
 
 def stack_env(home: Path) -> dict[str, str]:
@@ -39,6 +48,7 @@ def stack_env(home: Path) -> dict[str, str]:
         "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": "5",
         "SENTINEL_MONITOR__WINDOW_DAYS": "2",  # the workers' monitor compares the newest two days
         "SENTINEL_FLOW_HEARTBEAT_SECONDS": "30",  # Prefect's shortest: a dead run is marked after 75 s
+        "SENTINEL_STACK__SLOT_WAIT_SECONDS": "5",  # a run queued for the retrain's slot tries every 5 s
     }
 
 
@@ -93,22 +103,23 @@ def stack() -> Iterator[dict[str, str]]:
 def scheduled(stack: dict[str, str]) -> dict[str, Any]:
     """A lake seeded in S3, the deployments on the workers' pools, and the first scheduled retrain's run.
 
-    Both schedules fire every minute; the retrain's is paused once its first run is over (the story
+    Both schedules fire every 15 s; the retrain's is paused once its first run is over (the story
     resumes it: later runs are part of the story, and promotions meanwhile would leave it a champion the
     warm-started runs no longer beat), the monitor's until the story injects a failing sensor.
     """
     today = datetime.now(UTC).date()
     with pointed_at(stack) as settings:  # normal days only: the story injects its failing sensor later
-        seed_lake(lake_of(settings), demo_data(settings), "mammography", 10, today, seed=0, failing=False)
+        seed_lake(lake_of(settings), demo_data(settings), DATASET, 10, today, seed=0, failing=False)
     deployed = sentinel(
         "deploy", "--work-pool", "sentinel-retrain", "--monitor-work-pool", "sentinel-process",
-        "--retrain-cron", "* * * * *", "--monitor-cron", "* * * * *", env=stack,
+        "--retrain-cron", EVERY_15_S, "--monitor-cron", EVERY_15_S, env=stack,
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
     api = stack["SENTINEL_PREFECT_API_URL"]
     pause_schedule(api, deployment(api, "monitor")["id"])
     first = wait_for_run(api, "retrain", lambda r: r["state_type"] in FINAL, seconds=360)
     pause_schedule(api, deployment(api, "retrain")["id"])
+    quiet(api)  # a run the schedule had started meanwhile ends before any test reads the champion
     return first
 
 
@@ -122,6 +133,23 @@ def runs_of(api: str, flow: str) -> list[dict[str, Any]]:
     """Every flow run of `flow`, oldest expected start first."""
     body = {"flows": {"name": {"any_": [flow]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
     return list(httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json())
+
+
+def quiet(api: str) -> None:
+    """Wait until no retrain is pending or running."""
+    busy = ("PENDING", "RUNNING")
+    wait_until(lambda: not [r for r in runs_of(api, "retrain") if r["state_type"] in busy], 300,
+               "retrains finishing", interval=1)  # fmt: skip
+
+
+def timestamp(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
+def raw_partitions(lake: Lake) -> dict[str, bytes]:
+    """The dataset's raw partition files, as they are now."""
+    keys = [key for key in lake.store.keys(DATASET) if key.startswith(f"{DATASET}/date=")]
+    return {key: lake.store.read(key) for key in keys}
 
 
 def wait_for_run(
