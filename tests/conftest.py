@@ -25,7 +25,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """GPU tests skip without CUDA; grouped tests (the stack's two groups) go first, so that under
-    `make test`'s `-n 2 --dist loadgroup` each worker starts on one group, then both share the rest.
+    `make test`'s `-n 3 --dist loadgroup` two workers start on one group each while the third runs the
+    rest, then all three share what is left.
 
     Groups sort by name: in one process the two share a stack, and `stack` (the story, whose scheduled
     retrains must beat the first champion) runs before `stack-faults` (whose lenient retrains promote)."""

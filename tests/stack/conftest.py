@@ -2,11 +2,12 @@
 whatever happens.
 
 `stack` is the environment that points sentinel at it; `scheduled` is the lake seeded in S3, both
-deployments on the workers' pools (every 15 s, both paused after the first retrain), and the first
-scheduled retrain's flow run. Helpers read the Prefect and MLflow servers' own APIs.
+deployments on the workers' pools (every 15 s; the monitor's paused at once, the retrain's after its
+first run), and the first scheduled retrain's flow run. Helpers read the Prefect and MLflow servers' own
+APIs.
 
-Under `make test` (`-n 2 --dist loadgroup`) the two xdist groups, `stack` (the parts and the story,
-test_stack.py and test_story.py) and `stack-faults` (test_faults.py), run on the two workers, each on
+Under `make test` (`-n 3 --dist loadgroup`) the two xdist groups, `stack` (the parts and the story,
+test_stack.py and test_story.py) and `stack-faults` (test_faults.py), run on two of the workers, each on
 a stack of its own; in one process they share one stack, the story first (tests/conftest.py orders it).
 """
 

@@ -56,7 +56,7 @@ def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_schedu
     retrain = deployment(api, "retrain")
     set_paused(api, retrain["id"], False)
     try:
-        started = timestamp(datetime.now(UTC).isoformat())
+        started = datetime.now(UTC)
         victim = wait_for_run(
             api, "retrain", lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING", seconds=120
         )
