@@ -40,6 +40,7 @@ FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 MODEL = "vae-sentinel"
 DATASET = "mammography"
 LENIENT = {"LOSS_TOLERANCE": 10, "RECALL_TOLERANCE": 1, "ALERT_RATE_LOWER": 0, "ALERT_RATE_UPPER": 1000}
+LENIENT_GATES = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}  # gates that pass
 
 
 def stack_env(home: Path) -> dict[str, str]:

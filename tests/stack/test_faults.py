@@ -25,7 +25,7 @@ from tests.races import extra_versions
 from tests.stack.conftest import (
     DATASET,
     FINAL,
-    LENIENT,
+    LENIENT_GATES,
     MODEL,
     candidate_of,
     deployment,
@@ -164,7 +164,6 @@ def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stac
     api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     moves_before = len(json.loads(sentinel("history", "--json", env=stack, timeout=120).stdout))
-    lenient = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}
     retrain = deployment(api, "retrain")
     quiet(api)
     started = datetime.now(UTC)
@@ -179,7 +178,7 @@ def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stac
             seconds=150,
         )
         pause_schedule(api, retrain["id"])
-        with retrain_process(stack | lenient, tmp_path) as (run, by_hand):
+        with retrain_process(stack | LENIENT_GATES, tmp_path) as (run, by_hand):
             run.wait(timeout=400)
         ended = wait_for_run(
             api, "retrain", lambda r: r["id"] == scheduled_run["id"] and r["state_type"] in FINAL, 300

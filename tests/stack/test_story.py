@@ -42,7 +42,7 @@ from tests.races import RACERS, extra_versions, race
 from tests.stack.conftest import (
     DATASET,
     FINAL,
-    LENIENT,
+    LENIENT_GATES,
     MODEL,
     ROOT,
     candidate_of,
@@ -327,10 +327,9 @@ def test_a_retrain_killed_inside_its_champion_move_is_settled_by_the_next_run(st
     tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     before = _aliases(client)
-    lenient = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}
     with FaultProxy(tracking, stall_seconds=60) as proxy:
         proxy.inject_on("POST", "/registered-models/alias", "pass", "stall")  # previous, then champion
-        env = stack | lenient | {"SENTINEL_REGISTRY__TRACKING_URI": proxy.url}
+        env = stack | LENIENT_GATES | {"SENTINEL_REGISTRY__TRACKING_URI": proxy.url}
         with retrain_process(env, tmp_path / "killed") as (run, killed):
             wait_until(lambda: ("POST", "stall") in proxy.seen or run.poll() is not None, 300, "the alias")
             process = psutil.Process(run.pid)
