@@ -68,20 +68,29 @@ def set_paused(api: str, deployment_id: str, paused: bool) -> None:
     reply.raise_for_status()
 
 
-def pause_schedule(api: str, deployment_id: str) -> None:
+def pause_schedule(api: str, deployment_id: str, scheduler_loop_seconds: float | None = None) -> None:
     """Pause the deployment's schedule and drop the runs its schedule had created but not started.
 
     That includes scheduled runs queued for the concurrency slot (AwaitingConcurrencySlot), which would
-    otherwise run, and promote, later; runs started by hand or by a trigger are kept.
+    otherwise run, and promote, later; runs started by hand or by a trigger are kept. Prefect's scheduler
+    may be mid-pass when the pause lands and insert runs after the sweep: given the scheduler's loop, a
+    second sweep follows once such a pass is surely over (a loop and a second later).
     """
     set_paused(api, deployment_id, True)
     body = {
         "deployments": {"id": {"any_": [deployment_id]}},
         "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}},
     }
-    for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
-        if run["auto_scheduled"]:
-            httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=10)
+
+    def sweep() -> None:
+        for run in httpx.post(f"{api}/flow_runs/filter", json=body, timeout=10).json():
+            if run["auto_scheduled"]:
+                httpx.delete(f"{api}/flow_runs/{run['id']}", timeout=10)
+
+    sweep()
+    if scheduler_loop_seconds is not None:
+        time.sleep(scheduler_loop_seconds + 1)
+        sweep()
 
 
 def wait_until(check: Callable[[], bool], seconds: float, what: str, interval: float = 0.2) -> None:

@@ -40,13 +40,14 @@ FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 MODEL = "vae-sentinel"
 DATASET = "mammography"
 LENIENT = {"LOSS_TOLERANCE": 10, "RECALL_TOLERANCE": 1, "ALERT_RATE_LOWER": 0, "ALERT_RATE_UPPER": 1000}
+SCHEDULER_LOOP_SECONDS = 5  # the test stacks' Prefect scheduler looks for runs to create this often
 LENIENT_GATES = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}  # gates that pass
 
 
 def stack_env(home: Path) -> dict[str, str]:
     """A home PostgreSQL (running as its own user) can reach, free ports, a quick scheduler, Dask."""
     return on_free_ports(home, dask_workers=2) | {
-        "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": "5",
+        "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": str(SCHEDULER_LOOP_SECONDS),
         "SENTINEL_MONITOR__WINDOW_DAYS": "2",  # the workers' monitor compares the newest two days
         "SENTINEL_FLOW_HEARTBEAT_SECONDS": "30",  # Prefect's shortest: a dead run is marked after 75 s
         "SENTINEL_STACK__SLOT_WAIT_SECONDS": "5",  # a run queued for the retrain's slot tries every 5 s
@@ -117,9 +118,9 @@ def scheduled(stack: dict[str, str]) -> dict[str, Any]:
     )  # fmt: skip
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
     api = stack["SENTINEL_PREFECT_API_URL"]
-    pause_schedule(api, deployment(api, "monitor")["id"])
+    pause_schedule(api, deployment(api, "monitor")["id"], SCHEDULER_LOOP_SECONDS)
     first = wait_for_run(api, "retrain", lambda r: r["state_type"] in FINAL, seconds=360)
-    pause_schedule(api, deployment(api, "retrain")["id"])
+    pause_schedule(api, deployment(api, "retrain")["id"], SCHEDULER_LOOP_SECONDS)
     quiet(api)  # a run the schedule had started meanwhile ends before any test reads the champion
     return first
 

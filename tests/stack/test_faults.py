@@ -27,6 +27,7 @@ from tests.stack.conftest import (
     FINAL,
     LENIENT_GATES,
     MODEL,
+    SCHEDULER_LOOP_SECONDS,
     candidate_of,
     deployment,
     output,
@@ -61,7 +62,7 @@ def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_schedu
             api, "retrain", lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING", seconds=120
         )
         if stop == "SIGTERM":
-            pause_schedule(api, retrain["id"])
+            pause_schedule(api, retrain["id"])  # at once: the finally's sweeps what a racing pass left
         time.sleep(4)  # into the window scan and training, before the model is logged
         pid_file = Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.pid"
         worker = psutil.Process(int(pid_file.read_text()))
@@ -90,7 +91,7 @@ def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_schedu
             assert after["state_type"] == "COMPLETED", after["state"]["message"]
             assert len(client.search_model_versions(f"name='{MODEL}'")) > versions  # it registered
     finally:
-        pause_schedule(api, retrain["id"])
+        pause_schedule(api, retrain["id"], SCHEDULER_LOOP_SECONDS)
         quiet(api)
 
 
@@ -177,14 +178,14 @@ def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stac
             ),
             seconds=150,
         )
-        pause_schedule(api, retrain["id"])
+        pause_schedule(api, retrain["id"])  # at once, while it trains: the finally's sweeps what a race left
         with retrain_process(stack | LENIENT_GATES, tmp_path) as (run, by_hand):
             run.wait(timeout=400)
         ended = wait_for_run(
             api, "retrain", lambda r: r["id"] == scheduled_run["id"] and r["state_type"] in FINAL, 300
         )
     finally:
-        pause_schedule(api, retrain["id"])
+        pause_schedule(api, retrain["id"], SCHEDULER_LOOP_SECONDS)
         quiet(api)
     printed = output(tmp_path)
     assert "Traceback" not in printed, printed[-3000:]

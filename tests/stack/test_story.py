@@ -45,6 +45,7 @@ from tests.stack.conftest import (
     LENIENT_GATES,
     MODEL,
     ROOT,
+    SCHEDULER_LOOP_SECONDS,
     candidate_of,
     deployment,
     output,
@@ -186,7 +187,7 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
         _serving_version(url, seen["served_first"])
         set_paused(api, retrain["id"], False)
         seen["promoted_by_schedule"] = _scheduled_promotion(api, tracking, after=seen["served_first"])
-        pause_schedule(api, retrain["id"])
+        pause_schedule(api, retrain["id"], SCHEDULER_LOOP_SECONDS)
         quiet(api)  # a scheduled run that had started before the pause finishes first
         seen["scheduled_runs"] = [r for r in runs_of(api, "retrain") if r["auto_scheduled"]]
         seen["champion"] = client.get_model_version_by_alias(MODEL, "champion").version
@@ -208,10 +209,18 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
         with pointed_at(stack):
             lake.write_day(DATASET, failing_day, corrupt_sensor(older, "s01", seed=1))
             lake.write_day(DATASET, newest, oldest)
+        landed = datetime.now(UTC)
         monitor = deployment(api, "monitor")
         set_paused(api, monitor["id"], False)
-        fired = wait_for_run(api, "monitor", lambda r: r["state_type"] in FINAL, seconds=150)
-        pause_schedule(api, monitor["id"])
+        fired = wait_for_run(  # a run that read the new days (not one a pause had raced)
+            api,
+            "monitor",
+            lambda r: (
+                r["state_type"] in FINAL and timestamp(r["start_time"] or r["expected_start_time"]) > landed
+            ),
+            seconds=150,
+        )
+        pause_schedule(api, monitor["id"], SCHEDULER_LOOP_SECONDS)
         seen["monitor"] = fired
         triggered = wait_for_run(
             api,
