@@ -115,7 +115,13 @@ def parts(settings: Settings) -> list[Part]:
             s.mlflow_port,
             wave=1,
             health_url=f"http://{s.host}:{s.mlflow_port}/health",
-            env={**quiet, **S3_KEYS, "MLFLOW_S3_ENDPOINT_URL": s3_url(s)},
+            # no job runner: its five processes serve MLflow's GenAI jobs, which nothing here submits
+            env={
+                **quiet,
+                **S3_KEYS,
+                "MLFLOW_S3_ENDPOINT_URL": s3_url(s),
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            },
         ),
         Part(
             "prefect",
