@@ -13,7 +13,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import logging
 import math
 import warnings
 from dataclasses import dataclass
@@ -109,18 +108,18 @@ def export_state(
 
 
 def _write_onnx(module: nn.Module, example: torch.Tensor, out: Path) -> None:
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    """TorchScript-based exporter: 0.03 s here against the dynamo exporter's 4 s cold (0.7 s warm)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
             (example,),
             str(out),
+            dynamo=False,
             input_names=["x"],
             output_names=["score", "is_anomaly"],
-            dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-            external_data=False,
-            verbose=False,
+            dynamic_axes={"x": {0: "batch"}, "score": {0: "batch"}, "is_anomaly": {0: "batch"}},
+            opset_version=17,
         )
 
 

@@ -7,7 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -28,6 +28,19 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+def free_run(n: int) -> int:
+    """The first of `n` consecutive loopback ports nothing listens on right now (Dask's workers' ports)."""
+    while True:
+        (first,) = free_ports(1)
+        with ExitStack() as held:
+            try:
+                for port in range(first, first + n):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return first
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without any sentinel, Prefect or MLflow setting (the embedded default)."""
     return {k: v for k, v in os.environ.items() if not k.startswith(OWN_PREFIXES)}
@@ -35,7 +48,8 @@ def clean_env() -> dict[str, str]:
 
 def on_free_ports(home: Path, dask_workers: int = 0) -> dict[str, str]:
     """The clean environment of a stack in `home` whose every part listens on a free port."""
-    pg, s3, mlflow, prefect, w1, w2, d1, d2, d3 = free_ports(9)
+    pg, s3, mlflow, prefect, w1, w2, d1, d2 = free_ports(8)
+    d3 = free_run(max(dask_workers, 1))
     return clean_env() | {
         "SENTINEL_HOME": str(home),
         "SENTINEL_STACK__POSTGRES_PORT": str(pg),

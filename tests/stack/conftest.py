@@ -82,6 +82,11 @@ def scratch_home() -> Iterator[Path]:
         shutil.rmtree(top, ignore_errors=True)
 
 
+def logs(home: Path) -> str:
+    """The end of each part's log (a failed `stack up` names the log; the home goes with the fixture)."""
+    return "".join(f"\n{log.name}:\n{log.read_text()[-1500:]}" for log in (home / "stack").glob("*.log"))
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[dict[str, str]]:
     """The stack up, and the environment that points sentinel at it; down again whatever happens."""
@@ -89,7 +94,7 @@ def stack() -> Iterator[dict[str, str]]:
         env = stack_env(home)
         try:
             started = sentinel("stack", "up", env=env)
-            assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+            assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:] + logs(home)
             with pointed_at(env) as settings:
                 exported = exports(settings)
             yield env | exported
