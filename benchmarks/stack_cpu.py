@@ -64,8 +64,8 @@ def name_of(command: str, parent: str | None) -> str:
 def sample(seen: dict[tuple[int, float], list[Any]], since: float, skip: int) -> None:
     """Record each process started after `since`: its name (once) and the CPU seconds it has used."""
     by_pid = {pid: entry[0] for (pid, _), entry in seen.items()}
-    for process in psutil.process_iter(["pid", "ppid", "cmdline", "cpu_times", "create_time"]):
-        info = process.info
+    fields = ["pid", "ppid", "cmdline", "cpu_times", "create_time"]
+    for info in sorted((p.info for p in psutil.process_iter(fields)), key=lambda i: i["create_time"] or 0):
         if info["create_time"] is None or info["create_time"] < since or info["pid"] == skip:
             continue
         if info["cpu_times"] is None:
@@ -76,6 +76,7 @@ def sample(seen: dict[tuple[int, float], list[Any]], since: float, skip: int) ->
             seen[key][1] = cpu
         elif info["cmdline"]:  # a zombie's is empty: it is named when first seen alive, or not at all
             seen[key] = [name_of(" ".join(info["cmdline"]), by_pid.get(info["ppid"])), cpu]
+            by_pid[info["pid"]] = seen[key][0]  # oldest first: a parent is named before its children
 
 
 def busy() -> float:
