@@ -24,7 +24,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ import pandas as pd
 from publish import publish, timed
 
 from flows.serving.bodies import ARROW, arrow_body
+from flows.stack.client import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: sentinel and mlflow live next to its python
@@ -124,18 +124,6 @@ def lake_rows(demo_home: Path) -> pd.DataFrame:
     return pd.concat(
         [pd.read_parquet(f, columns=COLUMNS).astype("float64") for f in files], ignore_index=True
     )
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports nobody listens on right now."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def start_server(

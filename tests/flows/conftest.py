@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
-import socket
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ from flows.adapters.lake import Lake, open_store
 from flows.console.demo import SHADOW_KEY, demo_data, seed_lake
 from flows.jobs.retrain import RetrainOutcome, retrain
 from flows.settings import Settings
+from flows.stack.client import free_ports
 
 TODAY = date(2026, 11, 30)
 
@@ -178,17 +178,10 @@ def running(app: FastAPI, token: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def served(app: FastAPI, token: str) -> Iterator[tuple[httpx.Client, uvicorn.Server]]:
     """`running`, with the uvicorn server too (setting its `should_exit` is what SIGTERM does)."""
-    port = free_port()
+    (port,) = free_ports(1)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.flows.conftest import free_port
+from flows.stack.client import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """`prefect server start` on a free loopback port with its own database; stopped after the module."""
     home = tmp_path_factory.mktemp("prefect-server")
-    port = free_port()
+    (port,) = free_ports(1)
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]

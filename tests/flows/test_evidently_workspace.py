@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from flows.jobs.monitor import monitor
-from tests.flows.conftest import free_port
+from flows.stack.client import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 EVIDENTLY = Path(sys.executable).with_name("evidently")
@@ -23,7 +23,8 @@ EVIDENTLY = Path(sys.executable).with_name("evidently")
 @pytest.fixture
 def evidently_ui(tmp_path: Path) -> Iterator[tuple[Path, httpx.Client]]:
     """`evidently ui` on a free port over a workspace folder (given before it exists), and a client."""
-    folder, port = tmp_path / "home" / "evidently", free_port()
+    (port,) = free_ports(1)
+    folder = tmp_path / "home" / "evidently"
     folder.mkdir(parents=True)
     command = [str(EVIDENTLY), "ui", "--workspace", str(folder), "--host", "127.0.0.1", "--port", str(port)]
     log = (tmp_path / "evidently-ui.log").open("w")
