@@ -44,9 +44,9 @@ SCHEDULER_LOOP_SECONDS = 5  # the test stacks' Prefect scheduler looks for runs 
 LENIENT_GATES = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}  # gates that pass
 
 
-def stack_env(home: Path) -> dict[str, str]:
+def stack_env(home: Path, dask_workers: int = 2) -> dict[str, str]:
     """A home PostgreSQL (running as its own user) can reach, free ports, a quick scheduler, Dask."""
-    return on_free_ports(home, dask_workers=2) | {
+    return on_free_ports(home, dask_workers) | {
         "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": str(SCHEDULER_LOOP_SECONDS),
         "SENTINEL_MONITOR__WINDOW_DAYS": "2",  # the workers' monitor compares the newest two days
         "SENTINEL_FLOW_HEARTBEAT_SECONDS": "30",  # Prefect's shortest: a dead run is marked after 75 s
@@ -88,10 +88,16 @@ def logs(home: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[dict[str, str]]:
+def dask_workers() -> int:
+    """The stack's Dask workers (test_faults.py, whose retrains scan their windows in process, has none)."""
+    return 2
+
+
+@pytest.fixture(scope="session")
+def stack(dask_workers: int) -> Iterator[dict[str, str]]:
     """The stack up, and the environment that points sentinel at it; down again whatever happens."""
     with scratch_home() as home:
-        env = stack_env(home)
+        env = stack_env(home, dask_workers)
         try:
             started = sentinel("stack", "up", env=env)
             assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:] + logs(home)

@@ -44,6 +44,14 @@ from tests.stack.conftest import (
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("stack-faults")]
 
 
+@pytest.fixture(scope="session")
+def dask_workers() -> int:
+    """No Dask on this stack: its idle scheduler and workers cost about 6 core-s a minute, and no fault
+    here needs them (under `make test` this group has a stack of its own; in one process the story's comes
+    first, with Dask, and is shared)."""
+    return 0
+
+
 @pytest.mark.parametrize("stop", ["SIGKILL", "SIGTERM"])
 def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_scheduled_run_succeeds(
     stack, scheduled, stop
