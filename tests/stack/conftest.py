@@ -42,9 +42,10 @@ DATASET = "mammography"
 LENIENT = {"LOSS_TOLERANCE": 10, "RECALL_TOLERANCE": 1, "ALERT_RATE_LOWER": 0, "ALERT_RATE_UPPER": 1000}
 SCHEDULER_LOOP_SECONDS = 5  # the test stacks' Prefect scheduler looks for runs to create this often
 LENIENT_GATES = {f"SENTINEL_RETRAIN__GATES__{k}": str(v) for k, v in LENIENT.items()}  # gates that pass
+DASK_WORKERS = 2  # a test stack's Dask workers, unless its tests' `dask_workers` fixture says otherwise
 
 
-def stack_env(home: Path, dask_workers: int = 2) -> dict[str, str]:
+def stack_env(home: Path, dask_workers: int = DASK_WORKERS) -> dict[str, str]:
     """A home PostgreSQL (running as its own user) can reach, free ports, a quick scheduler, Dask."""
     return on_free_ports(home, dask_workers) | {
         "SENTINEL_STACK__SCHEDULER_LOOP_SECONDS": str(SCHEDULER_LOOP_SECONDS),
@@ -90,7 +91,7 @@ def logs(home: Path) -> str:
 @pytest.fixture(scope="session")
 def dask_workers() -> int:
     """The stack's Dask workers (test_faults.py, whose retrains scan their windows in process, has none)."""
-    return 2
+    return DASK_WORKERS
 
 
 @pytest.fixture(scope="session")

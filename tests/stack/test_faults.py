@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group
 
 @pytest.fixture(scope="session")
 def dask_workers() -> int:
-    """No Dask on this stack: its idle scheduler and workers cost about 6 core-s a minute, and no fault
+    """No Dask on this stack: its idle scheduler and workers cost 4-6 core-s a minute, and no fault
     here needs them (under `make test` this group has a stack of its own; in one process the story's comes
     first, with Dask, and is shared)."""
     return 0
