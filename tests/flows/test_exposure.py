@@ -8,6 +8,8 @@ from flows.errors import SettingsError
 from flows.serving.exposure import require_guarded
 from tests.flows.test_cli import _sentinel
 
+pytestmark = pytest.mark.reliability  # a fault of the README's Reliability table
+
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "::1", "localhost"])
 def test_loopback_needs_no_token(host):

@@ -9,7 +9,7 @@ import pytest
 from flows.adapters.connect import registry_of
 from tests.races import RACERS, extra_versions, race
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
 
 def test_eight_processes_promoting_at_once_leave_one_winner_and_a_ledger_that_agrees(champion):

@@ -149,6 +149,7 @@ def test_a_stale_window_stops_before_training_and_registers_nothing(champion):
     assert list((settings.home / "reports" / "mammography").glob("*/validation.json"))
 
 
+@pytest.mark.reliability
 def test_status_rollback_and_compare_and_set(champion, monkeypatch):
     settings, _, dates, first = champion
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
@@ -209,6 +210,7 @@ def test_status_rollback_and_compare_and_set(champion, monkeypatch):
     ]
 
 
+@pytest.mark.reliability
 def test_a_champion_that_changes_mid_run_is_not_overwritten(champion, monkeypatch):
     settings, _, dates, _ = champion
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)
@@ -284,6 +286,7 @@ registry.promote(version, expected, "a move whose process dies")
     [("set_registered_model_alias", "champion", False), ("set_model_version_tag", "promoted", True)],
     ids=["before-the-champion-moved", "after-the-champion-moved"],
 )
+@pytest.mark.reliability
 def test_a_process_killed_inside_a_move_is_unconfirmed_until_the_next_run_settles_it(
     champion, call, argument, landed
 ):
@@ -356,6 +359,7 @@ def test_the_flow_reads_and_quarantines_through_s3(tmp_path, s3_endpoint, s3_buc
     assert {k: lake.store.read(k) for k in before} == before
 
 
+@pytest.mark.reliability
 def test_a_registration_retried_after_a_server_error_registers_one_version(champion, monkeypatch):
     settings, _, dates, _ = champion
     lenient = with_gates(settings, loss_tolerance=10.0, recall_tolerance=1.0)

@@ -13,6 +13,8 @@ from flows.adapters.lake import Lake, open_store
 from flows.errors import StoreUnavailableError
 from tests.faultproxy import FaultProxy
 
+pytestmark = pytest.mark.reliability  # a fault of the README's Reliability table
+
 DAY = date(2026, 11, 30)
 
 

@@ -12,7 +12,7 @@ from flows.errors import StoreError, ValidationFailedError
 from flows.jobs.retrain import retrain
 from tests.flows.test_retrain_flow import _raw_digest
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.reliability]
 
 
 def _versions(settings) -> list[str]:

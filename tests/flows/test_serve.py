@@ -311,6 +311,7 @@ def test_the_body_size_limit_is_checked_before_parsing(stack):
     assert reply.status_code == 413 and "exceeds the limit" in reply.json()["detail"]
 
 
+@pytest.mark.reliability
 def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(stack, tmp_path):
     settings, rows, client = stack
     registry = registry_of(settings)
@@ -338,6 +339,7 @@ def test_a_champion_that_cannot_load_is_retried_while_the_old_one_keeps_serving(
         registry.client.set_registered_model_alias("vae-sentinel", "champion", "1")
 
 
+@pytest.mark.reliability
 def test_the_token_appears_nowhere_it_could_leak_and_nothing_loaded_is_a_pickle(stack, tmp_path):
     settings, _, client = stack
     pages = client.get("/metadata").text + client.get("/metrics").text + client.get("/openapi.json").text
@@ -357,6 +359,7 @@ def test_the_token_appears_nowhere_it_could_leak_and_nothing_loaded_is_a_pickle(
         assert len(files) > 5 and not pickles, pickles
 
 
+@pytest.mark.reliability
 def test_under_load_with_a_champion_swap_no_request_fails(stack, tmp_path):
     """64 locust users, mostly 1-row and some 1,000-row requests, the champion moved half-way through."""
     settings, rows, _ = stack
@@ -390,6 +393,7 @@ def _wait_for_version(client: httpx.Client, version: str) -> None:
     assert client.get("/ready").json()["version"] == version
 
 
+@pytest.mark.reliability
 def test_a_stop_signal_lets_the_request_in_flight_finish(stack):
     settings, rows, _ = stack
     app, gate = gated_app(settings, "predict")

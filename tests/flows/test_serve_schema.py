@@ -19,6 +19,8 @@ from flows.settings import Settings
 from vae import VAEDetector
 from validation.contracts import DataContract
 
+pytestmark = pytest.mark.reliability  # a fault of the README's Reliability table
+
 TOKEN = "schema-token"
 
 

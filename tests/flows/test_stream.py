@@ -305,6 +305,7 @@ def test_the_stream_book_is_bounded_and_restarts_smoothing_on_a_new_version(pump
     assert update.threshold == pytest.approx(v2.detector.smoothed_threshold(0.5))
 
 
+@pytest.mark.reliability
 def test_streams_survive_a_graceful_restart_of_the_service_adaptive_level_included(pump_stack):
     settings, lake, dates = pump_stack
     adaptive = settings.model_copy(update={"serve": settings.serve.model_copy(update={"stream_gamma": 1e-3})})

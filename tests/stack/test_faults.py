@@ -41,7 +41,12 @@ from tests.stack.conftest import (
     wait_for_run,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.xdist_group("stack-faults")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.reliability,
+    pytest.mark.xdist_group("stack-faults"),
+]
 
 
 @pytest.fixture(scope="session")

@@ -308,6 +308,7 @@ def test_status_history_and_backtest_read_it_from_the_servers(story):
     assert "refused" in story["backtest"] and story["newest"].isoformat() in story["backtest"]
 
 
+@pytest.mark.reliability
 def test_eight_operators_promoting_at_once_leave_one_winner_through_the_prefect_lock(stack, story):
     tracking = stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
@@ -328,6 +329,7 @@ def test_eight_operators_promoting_at_once_leave_one_winner_through_the_prefect_
     assert f"sentinel-champion-{MODEL}" in {limit["name"] for limit in limits}  # the lock they shared
 
 
+@pytest.mark.reliability
 def test_a_retrain_killed_inside_its_champion_move_is_settled_by_the_next_run(stack, story, tmp_path):
     """The retrain process is killed (SIGKILL) in its promotion, after `previous` moved and while the
     champion alias write is held at a proxy in front of the MLflow server. The ledger shows the move
@@ -367,6 +369,7 @@ def test_a_retrain_killed_inside_its_champion_move_is_settled_by_the_next_run(st
     assert loaded is not None and loaded.version == _aliases(client)[0]
 
 
+@pytest.mark.reliability
 def test_s3_faults_between_the_clients_and_the_stacks_s3_server_are_retried_and_leave_whole_objects(
     stack, story, tmp_path
 ):

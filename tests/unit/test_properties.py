@@ -18,6 +18,8 @@ from vae.timeseries import ema
 from validation.checks import check_batch
 from validation.contracts import DataContract
 
+pytestmark = pytest.mark.reliability  # a fault of the README's Reliability table
+
 finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 scores = hnp.arrays(np.float64, st.integers(1, 300), elements=finite)
 betas = st.floats(0, 0.99)
