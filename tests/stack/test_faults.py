@@ -31,6 +31,7 @@ from tests.stack.conftest import (
     MODEL,
     SCHEDULER_LOOP_SECONDS,
     candidate_of,
+    create_run,
     deployment,
     output,
     quiet,
@@ -64,25 +65,27 @@ def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_schedu
     """SIGKILL: the worker and its flow run die at once (as when the machine goes), and the heartbeat
     automation marks the run Crashed; the next scheduled run still runs (the slot was freed).
     SIGTERM: the worker alone is asked to stop (a deploy, a host shutting down); its run ends one way or
-    another, never left Running (the schedule is paused once it runs: the next run is SIGKILL's check)."""
+    another, never left Running (the schedule stays paused: the next run is SIGKILL's check).
+    The stopped run is one of the retrain deployment created through the API, so that the test need not
+    wait for the schedule's next minute; SIGKILL resumes the schedule once the run is dead."""
     api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
     client = mlflow.MlflowClient(tracking, registry_uri=tracking)
     champion = client.get_model_version_by_alias(MODEL, "champion").version
     versions = len(client.search_model_versions(f"name='{MODEL}'"))
     retrain = deployment(api, "retrain")
-    set_paused(api, retrain["id"], False)
     try:
         started = datetime.now(UTC)
+        created = create_run(api, "retrain", reason=f"a run whose worker gets {stop}")
         victim = wait_for_run(
-            api, "retrain", lambda r: r["auto_scheduled"] and r["state_type"] == "RUNNING", seconds=120
+            api, "retrain", lambda r: r["id"] == created["id"] and r["state_type"] == "RUNNING", seconds=120
         )
-        if stop == "SIGTERM":
-            pause_schedule(api, retrain["id"])  # at once: the finally's sweeps what a racing pass left
         time.sleep(4)  # into the window scan and training, before the model is logged
         pid_file = Path(stack["SENTINEL_HOME"]) / "stack" / "retrain-worker.pid"
         worker = psutil.Process(int(pid_file.read_text()))
         for process in [*worker.children(recursive=True), worker] if stop == "SIGKILL" else [worker]:
             process.send_signal(getattr(signal, stop))
+        if stop == "SIGKILL":  # its next run is due within a minute, before the dead run is marked (75 s)
+            set_paused(api, retrain["id"], False)
         ended = wait_for_run(
             api, "retrain", lambda r: r["id"] == victim["id"] and r["state_type"] in FINAL, seconds=150
         )

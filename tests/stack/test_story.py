@@ -47,6 +47,7 @@ from tests.stack.conftest import (
     ROOT,
     SCHEDULER_LOOP_SECONDS,
     candidate_of,
+    create_run,
     deployment,
     output,
     quiet,
@@ -229,11 +230,7 @@ def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
             seconds=120,
         )
         # 4. a second trigger while the first holds the deployment's only slot
-        second = httpx.post(
-            f"{api}/deployments/{retrain['id']}/create_flow_run",
-            json={"parameters": triggered["parameters"] | {"reason": "drift: a second trigger"}},
-            timeout=10,
-        ).json()
+        second = create_run(api, "retrain", **triggered["parameters"] | {"reason": "drift: a second trigger"})
         quiet(api)
         wait_for_run(api, "retrain", lambda r: r["id"] == second["id"] and r["state_type"] in FINAL, 180)
         seen["triggered"] = [
