@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,16 +114,22 @@ def stack(dask_workers: int) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def scheduled(stack: dict[str, str]) -> dict[str, Any]:
+def seeded_day() -> date:
+    """The newest day seeded in the lake: the session's first date (UTC), for every test that needs
+    "today" (a run crossing midnight UTC looked for a day nobody had written, and 10 tests failed)."""
+    return datetime.now(UTC).date()
+
+
+@pytest.fixture(scope="session")
+def scheduled(stack: dict[str, str], seeded_day: date) -> dict[str, Any]:
     """A lake seeded in S3, the deployments on the workers' pools, and the first scheduled retrain's run.
 
     Both schedules fire every minute; the retrain's is paused once its first run is over (the story
     resumes it: later runs are part of the story, and promotions meanwhile would leave it a champion the
     warm-started runs no longer beat), the monitor's until the story injects a failing sensor.
     """
-    today = datetime.now(UTC).date()
     with pointed_at(stack) as settings:  # normal days only: the story injects its failing sensor later
-        seed_lake(lake_of(settings), demo_data(settings), DATASET, 10, today, seed=0, failing=False)
+        seed_lake(lake_of(settings), demo_data(settings), DATASET, 10, seeded_day, seed=0, failing=False)
     deployed = sentinel(
         "deploy", "--work-pool", "sentinel-retrain", "--monitor-work-pool", "sentinel-process",
         "--retrain-cron", "* * * * *", "--monitor-cron", "* * * * *", env=stack,

@@ -245,13 +245,13 @@ def test_a_retrain_by_hand_beside_a_scheduled_one_leaves_one_chain_of_moves(stac
 
 @pytest.mark.parametrize("fault", ["truncated upload", "renamed column"])
 def test_a_broken_or_changed_file_in_the_stacks_lake_stops_the_retrain_before_training(
-    stack, scheduled, tmp_path, fault
+    stack, scheduled, seeded_day, tmp_path, fault
 ):
     """A file lands in today's partition on the stack's S3 server: an upload cut half-way, or a batch whose
     column was renamed. A `sentinel retrain` process stops before training with one line naming the file
     or the failed expectation; nothing is registered; the raw files are as they were. (The test removes
     its file afterwards, for the tests after it; the product never does.)"""
-    tracking, today = stack["SENTINEL_REGISTRY__TRACKING_URI"], datetime.now(UTC).date()
+    tracking, today = stack["SENTINEL_REGISTRY__TRACKING_URI"], seeded_day
     good, key = f"{DATASET}/date={today}/part-0.parquet", f"{DATASET}/date={today}/part-9.parquet"
     with pointed_at(stack) as settings:
         lake = lake_of(settings)

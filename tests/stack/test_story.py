@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -168,10 +168,10 @@ def _aliases(client: mlflow.MlflowClient) -> tuple[str | None, str | None]:
 
 
 @pytest.fixture(scope="module")
-def story(stack: dict[str, str], scheduled: dict[str, Any]) -> dict[str, Any]:
+def story(stack: dict[str, str], scheduled: dict[str, Any], seeded_day: date) -> dict[str, Any]:
     """Run the story once; return what the tests check."""
     api, tracking = stack["SENTINEL_PREFECT_API_URL"], stack["SENTINEL_REGISTRY__TRACKING_URI"]
-    today = datetime.now(UTC).date()
+    today = seeded_day
     with pointed_at(stack) as settings:
         lake = lake_of(settings)
         features, older, oldest = (
@@ -368,14 +368,13 @@ def test_a_retrain_killed_inside_its_champion_move_is_settled_by_the_next_run(st
 
 @pytest.mark.reliability
 def test_s3_faults_between_the_clients_and_the_stacks_s3_server_are_retried_and_leave_whole_objects(
-    stack, story, tmp_path
+    stack, story, seeded_day, tmp_path
 ):
     """A fault proxy on loopback between sentinel (and the Dask workers it hands files to) and the stack's
     S3 server. A retrain reads its window through 503 SlowDown, a 500, a reset connection and an answer
     that stalls past the timeout; `sentinel score` writes its scores through an upload cut mid-way. Both
     complete; the raw partitions are unchanged and the scores object is whole."""
-    tracking, today = stack["SENTINEL_REGISTRY__TRACKING_URI"], datetime.now(UTC).date()
-    day = today - timedelta(days=1)
+    tracking, day = stack["SENTINEL_REGISTRY__TRACKING_URI"], seeded_day - timedelta(days=1)
     with pointed_at(stack) as settings:
         lake = lake_of(settings)
         raw = raw_partitions(lake)
