@@ -152,10 +152,10 @@ def deployment(api: str, flow: str) -> dict[str, Any]:
     return dict(reply.json())
 
 
-def create_run(api: str, flow: str, **parameters: Any) -> dict[str, Any]:
-    """A run of `flow`'s deployment created now through the Prefect API (not by its schedule)."""
+def create_run(api: str, deployment_id: str, **parameters: Any) -> dict[str, Any]:
+    """A run of the deployment created now through the Prefect API (not by its schedule)."""
     reply = PREFECT.post(
-        f"{api}/deployments/{deployment(api, flow)['id']}/create_flow_run", json={"parameters": parameters}
+        f"{api}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters}
     )
     reply.raise_for_status()
     return dict(reply.json())

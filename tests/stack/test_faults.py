@@ -75,7 +75,7 @@ def test_a_worker_stopped_mid_training_leaves_no_run_running_and_the_next_schedu
     retrain = deployment(api, "retrain")
     try:
         started = datetime.now(UTC)
-        created = create_run(api, "retrain", reason=f"a run whose worker gets {stop}")
+        created = create_run(api, retrain["id"], reason=f"a run whose worker gets {stop}")
         victim = wait_for_run(
             api, "retrain", lambda r: r["id"] == created["id"] and r["state_type"] == "RUNNING", seconds=120
         )

@@ -230,7 +230,9 @@ def story(stack: dict[str, str], scheduled: dict[str, Any], seeded_day: date) ->
             seconds=120,
         )
         # 4. a second trigger while the first holds the deployment's only slot
-        second = create_run(api, "retrain", **triggered["parameters"] | {"reason": "drift: a second trigger"})
+        second = create_run(
+            api, retrain["id"], **triggered["parameters"] | {"reason": "drift: a second trigger"}
+        )
         quiet(api)
         wait_for_run(api, "retrain", lambda r: r["id"] == second["id"] and r["state_type"] in FINAL, 180)
         seen["triggered"] = [
